@@ -1,0 +1,291 @@
+//! The Forwarder: per Subscription, decides for each packet of the source Track
+//! whether it goes out, and rewrites its header for the subscriber's leg.
+//!
+//! The subscriber sees one continuous RTP stream with its own SSRC, its own
+//! sequence numbers and its own timestamps, whatever happens upstream: a
+//! subscriber joining mid-stream starts at its own random base, the 16-bit
+//! sequence wraps without a jump, and a source switch (`switch_source`)
+//! continues where the previous source stopped. The Forwarder never touches
+//! the payload, allocates nothing and takes no lock.
+
+use rtc::rtp::header::Header;
+
+/// Why a packet was not forwarded to one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The subscriber's leg has not negotiated this track yet.
+    NotNegotiated,
+    /// The packet is older than the first packet this subscriber was sent.
+    BeforeStart,
+    /// The packet is too far behind the newest one to place safely.
+    TooOld,
+    /// `rtc` refused to send it (for example the sender stopped).
+    SendFailed,
+    /// A video subscription is waiting for the first keyframe.
+    AwaitingKeyframe,
+}
+
+impl DropReason {
+    /// Every reason, for metrics that list them all.
+    pub const ALL: [DropReason; 5] = [
+        DropReason::NotNegotiated,
+        DropReason::BeforeStart,
+        DropReason::TooOld,
+        DropReason::SendFailed,
+        DropReason::AwaitingKeyframe,
+    ];
+
+    /// A stable label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NotNegotiated => "not_negotiated",
+            DropReason::BeforeStart => "before_start",
+            DropReason::TooOld => "too_old",
+            DropReason::SendFailed => "send_failed",
+            DropReason::AwaitingKeyframe => "awaiting_keyframe",
+        }
+    }
+}
+
+/// A packet that is older than the newest by more than this is dropped
+/// rather than placed: it would look like a wrap-around to the receiver.
+const MAX_REORDER: u16 = 1000;
+
+/// The offsets that map the current source's numbering onto the subscriber's.
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    seq_offset: u16,
+    ts_offset: u32,
+    /// Extended (wrap-counted) sequence number of the first packet mapped.
+    first_ext: i64,
+    /// Extended sequence number of the newest packet mapped.
+    highest_ext: i64,
+    /// Its 16-bit sequence number, to extend the next one against.
+    highest_seq: u16,
+}
+
+/// Rewrites SSRC, payload type, sequence number and timestamp for one
+/// Subscription.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    out_ssrc: u32,
+    out_payload_type: Option<u8>,
+    mapping: Option<Mapping>,
+    /// The last sequence number and timestamp sent, to continue from after
+    /// a source switch.
+    last_out: Option<(u16, u32)>,
+    /// Base values for the first packet ever sent.
+    initial_seq: u16,
+    initial_ts: u32,
+    /// Timestamp step to use across a source switch (one frame or packet).
+    switch_ts_step: u32,
+}
+
+impl Forwarder {
+    /// A Forwarder that sends as `out_ssrc`, starting its numbering at
+    /// `initial_seq` and `initial_ts` (random in production, fixed in tests).
+    /// `clock_rate` sets the timestamp step used across a source switch.
+    pub fn new(out_ssrc: u32, initial_seq: u16, initial_ts: u32, clock_rate: u32) -> Self {
+        Self {
+            out_ssrc,
+            out_payload_type: None,
+            mapping: None,
+            last_out: None,
+            initial_seq,
+            initial_ts,
+            // About one 20 ms audio packet or one 30 fps video frame.
+            switch_ts_step: (clock_rate / 50).max(1),
+        }
+    }
+
+    /// The SSRC this subscription sends as.
+    pub fn out_ssrc(&self) -> u32 {
+        self.out_ssrc
+    }
+
+    /// The payload type the subscriber's leg negotiated for this codec, once known.
+    pub fn set_payload_type(&mut self, payload_type: u8) {
+        self.out_payload_type = Some(payload_type);
+    }
+
+    /// Whether the subscriber's leg is ready to receive.
+    pub fn is_negotiated(&self) -> bool {
+        self.out_payload_type.is_some()
+    }
+
+    /// The next packet starts a new source (another SSRC or layer): continue
+    /// the subscriber's numbering from where it stopped.
+    pub fn switch_source(&mut self) {
+        self.mapping = None;
+    }
+
+    /// Rewrites `header` in place for this subscriber, or says why not.
+    pub fn forward(&mut self, header: &mut Header) -> Result<(), DropReason> {
+        let Some(payload_type) = self.out_payload_type else {
+            return Err(DropReason::NotNegotiated);
+        };
+        let seq = header.sequence_number;
+        let mapping = match self.mapping.as_mut() {
+            Some(mapping) => mapping,
+            None => {
+                let (next_seq, next_ts) = match self.last_out {
+                    Some((seq, ts)) => (seq.wrapping_add(1), ts.wrapping_add(self.switch_ts_step)),
+                    None => (self.initial_seq, self.initial_ts),
+                };
+                let ext = i64::from(seq);
+                self.mapping.insert(Mapping {
+                    seq_offset: next_seq.wrapping_sub(seq),
+                    ts_offset: next_ts.wrapping_sub(header.timestamp),
+                    first_ext: ext,
+                    highest_ext: ext,
+                    highest_seq: seq,
+                })
+            }
+        };
+
+        // Place the packet relative to the newest one: a signed 16-bit
+        // distance handles the wrap in both directions.
+        let delta = seq.wrapping_sub(mapping.highest_seq) as i16;
+        let ext = mapping.highest_ext + i64::from(delta);
+        if delta < 0 {
+            if delta.unsigned_abs() > MAX_REORDER {
+                return Err(DropReason::TooOld);
+            }
+            if ext < mapping.first_ext {
+                return Err(DropReason::BeforeStart);
+            }
+        } else {
+            mapping.highest_ext = ext;
+            mapping.highest_seq = seq;
+        }
+
+        let out_seq = seq.wrapping_add(mapping.seq_offset);
+        let out_ts = header.timestamp.wrapping_add(mapping.ts_offset);
+        if delta >= 0 {
+            self.last_out = Some((out_seq, out_ts));
+        }
+        header.ssrc = self.out_ssrc;
+        header.payload_type = payload_type;
+        header.sequence_number = out_seq;
+        header.timestamp = out_ts;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(seq: u16, ts: u32) -> Header {
+        Header {
+            version: 2,
+            payload_type: 111,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc: 0xdead_beef,
+            ..Default::default()
+        }
+    }
+
+    fn negotiated(initial_seq: u16, initial_ts: u32) -> Forwarder {
+        let mut f = Forwarder::new(42, initial_seq, initial_ts, 90_000);
+        f.set_payload_type(96);
+        f
+    }
+
+    fn out(f: &mut Forwarder, seq: u16, ts: u32) -> Result<(u16, u32), DropReason> {
+        let mut h = header(seq, ts);
+        f.forward(&mut h)?;
+        assert_eq!(h.ssrc, 42);
+        assert_eq!(h.payload_type, 96);
+        Ok((h.sequence_number, h.timestamp))
+    }
+
+    #[test]
+    fn drops_until_negotiated() {
+        let mut f = Forwarder::new(42, 0, 0, 90_000);
+        assert_eq!(out(&mut f, 1, 1), Err(DropReason::NotNegotiated));
+        f.set_payload_type(96);
+        assert_eq!(out(&mut f, 2, 1), Ok((0, 0)));
+    }
+
+    #[test]
+    fn joining_mid_stream_starts_at_own_base_and_stays_continuous() {
+        let mut f = negotiated(1000, 5000);
+        // The publisher is at sequence 40_000 when this subscriber joins.
+        for i in 0..100u16 {
+            let (seq, ts) = out(&mut f, 40_000 + i, 123_456 + u32::from(i) * 3000).unwrap();
+            assert_eq!(seq, 1000 + i);
+            assert_eq!(ts, 5000 + u32::from(i) * 3000);
+        }
+    }
+
+    #[test]
+    fn sequence_wraparound_is_continuous() {
+        let mut f = negotiated(65_530, 0);
+        let mut expected = 65_530u16;
+        let mut seq = 65_000u16;
+        for _ in 0..2000 {
+            let (s, _) = out(&mut f, seq, 0).unwrap();
+            assert_eq!(s, expected);
+            expected = expected.wrapping_add(1);
+            seq = seq.wrapping_add(1);
+        }
+    }
+
+    #[test]
+    fn timestamp_wraparound_is_continuous() {
+        let mut f = negotiated(0, u32::MAX - 10);
+        assert_eq!(out(&mut f, 1, 100).unwrap().1, u32::MAX - 10);
+        assert_eq!(out(&mut f, 2, 120).unwrap().1, 9);
+    }
+
+    #[test]
+    fn reordered_packets_keep_their_place() {
+        let mut f = negotiated(0, 0);
+        assert_eq!(out(&mut f, 10, 0).unwrap().0, 0);
+        assert_eq!(out(&mut f, 12, 0).unwrap().0, 2);
+        assert_eq!(out(&mut f, 11, 0).unwrap().0, 1);
+        assert_eq!(out(&mut f, 13, 0).unwrap().0, 3);
+    }
+
+    #[test]
+    fn reordered_across_wrap() {
+        let mut f = negotiated(100, 0);
+        assert_eq!(out(&mut f, 65_534, 0).unwrap().0, 100);
+        assert_eq!(out(&mut f, 1, 0).unwrap().0, 103);
+        assert_eq!(out(&mut f, 65_535, 0).unwrap().0, 101);
+        assert_eq!(out(&mut f, 0, 0).unwrap().0, 102);
+    }
+
+    #[test]
+    fn packets_before_the_first_are_dropped() {
+        let mut f = negotiated(0, 0);
+        out(&mut f, 500, 0).unwrap();
+        assert_eq!(out(&mut f, 499, 0), Err(DropReason::BeforeStart));
+    }
+
+    #[test]
+    fn very_old_packets_are_dropped() {
+        let mut f = negotiated(0, 0);
+        for seq in 0..3000u16 {
+            out(&mut f, seq, 0).unwrap();
+        }
+        assert_eq!(out(&mut f, 100, 0), Err(DropReason::TooOld));
+    }
+
+    #[test]
+    fn source_switch_continues_numbering() {
+        let mut f = negotiated(10, 1000);
+        out(&mut f, 7, 50).unwrap();
+        let (s, t) = out(&mut f, 8, 3050).unwrap();
+        assert_eq!((s, t), (11, 4000));
+        f.switch_source();
+        // A new source with unrelated numbering.
+        let (s, t) = out(&mut f, 60_000, 9_999_999).unwrap();
+        assert_eq!(s, 12);
+        assert_eq!(t, 4000 + 90_000 / 50);
+        let (s, _) = out(&mut f, 60_001, 10_002_999).unwrap();
+        assert_eq!(s, 13);
+    }
+}

@@ -1,0 +1,140 @@
+//! The media path inside the core: RTP from a publisher fanned out to its
+//! Track's Subscriptions, and keyframe requests from subscribers turned into
+//! throttled PLIs to the publisher.
+
+use std::time::Instant;
+
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::packet::Packet as RtpPacket;
+use rtc::shared::marshal::MarshalSize;
+
+use super::forwarder::DropReason;
+use super::ids::{PeerId, TrackId};
+use super::Core;
+
+impl Core {
+    /// One RTP packet of a publisher's track: forward it to every subscriber.
+    pub(super) fn on_rtp(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        rtc_track_id: &str,
+        mut packet: RtpPacket,
+    ) {
+        let Core {
+            peers,
+            tracks,
+            counters,
+            dirty,
+            ..
+        } = self;
+        let Some(track_id) = peers
+            .get(&publisher)
+            .and_then(|p| p.published.get(rtc_track_id))
+        else {
+            return;
+        };
+        let Some(track) = tracks.get(track_id) else {
+            return;
+        };
+        if packet.header.ssrc != track.media_ssrc {
+            return;
+        }
+        counters.rtp_in.add(
+            track.kind,
+            packet.header.marshal_size() + packet.payload.len(),
+        );
+        // Extension ids differ per leg; none are forwarded yet.
+        packet.header.extension = false;
+        packet.header.extensions.clear();
+        packet.header.extensions_padding = 0;
+
+        for subscriber in &track.subscribers {
+            let Some(peer) = peers.get_mut(subscriber) else {
+                continue;
+            };
+            let Some(sub) = peer.subscriptions.get_mut(&track.id) else {
+                continue;
+            };
+            let mut out = packet.clone();
+            if let Err(reason) = sub.forwarder.forward(&mut out.header) {
+                counters.drop(reason);
+                continue;
+            }
+            let size = out.header.marshal_size() + out.payload.len();
+            let sent = peer
+                .pc
+                .rtp_sender(sub.sender_id)
+                .map(|mut sender| sender.write_rtp(now, out).is_ok())
+                .unwrap_or(false);
+            if !sent {
+                counters.drop(DropReason::SendFailed);
+                continue;
+            }
+            counters.rtp_out.add(track.kind, size);
+            if !peer.dirty {
+                peer.dirty = true;
+                dirty.push(*subscriber);
+            }
+        }
+    }
+
+    /// RTCP the interceptors delivered: keyframe requests from a subscriber.
+    pub(super) fn on_rtcp(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        local_track_id: &str,
+        packets: &[Box<dyn rtc::rtcp::Packet>],
+    ) {
+        let wants_keyframe = packets.iter().any(|p| {
+            let any = p.as_any();
+            any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+        });
+        if !wants_keyframe {
+            return;
+        }
+        let Some(track) = self
+            .peers
+            .get(&id)
+            .and_then(|p| p.subscription_by_local_id.get(local_track_id))
+            .copied()
+        else {
+            return;
+        };
+        self.counters.keyframe_requests_received += 1;
+        self.request_keyframe(now, track);
+    }
+
+    /// Asks a Track's publisher for a keyframe, at most once per
+    /// `KEYFRAME_REQUEST_INTERVAL`.
+    pub(super) fn request_keyframe(&mut self, now: Instant, track_id: TrackId) {
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        if !track.take_keyframe_request(now) {
+            self.counters.keyframe_requests_throttled += 1;
+            return;
+        }
+        let (publisher, receiver_id, media_ssrc) =
+            (track.publisher, track.receiver_id, track.media_ssrc);
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) else {
+            return;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        match receiver.write_rtcp(now, vec![Box::new(pli)]) {
+            Ok(()) => {
+                self.counters.keyframe_requests_sent += 1;
+                self.mark_dirty(publisher);
+            }
+            Err(err) => tracing::debug!(peer = %publisher, %err, "PLI not sent"),
+        }
+    }
+}

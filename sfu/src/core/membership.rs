@@ -1,0 +1,327 @@
+//! Who is in which Room, and what they publish and receive: join and leave,
+//! publishing a Track, and creating or removing Subscriptions.
+
+use std::time::Instant;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::RTCTrackEventInit;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+use super::forwarder::Forwarder;
+use super::ids::{MediaKind, PeerId, TrackId};
+use super::peer::Peer;
+use super::peer_config::build_peer_connection;
+use super::subscription::Subscription;
+use super::track::Track;
+use super::{Core, CoreError, Joined, LeaveReason, Participant, Signal};
+
+impl Core {
+    /// Adds a participant to `room` (creating it), and tells the others.
+    /// `room` and `name` are validated by the caller.
+    pub fn join(&mut self, now: Instant, room: &str, name: &str) -> Result<Joined, CoreError> {
+        let ufrag = loop {
+            let candidate = rtc::ice::rand::generate_ufrag();
+            if !self.by_ufrag.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let pwd = rtc::ice::rand::generate_pwd();
+        let pc =
+            build_peer_connection(now, &ufrag, &pwd).map_err(|e| CoreError::Rtc(e.to_string()))?;
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+
+        let participants = self.participants(room);
+        let members = self.room_peers(room);
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.peers.insert(
+            id,
+            Peer::new(id, name.to_owned(), room.to_owned(), ufrag, pc, now),
+        );
+        self.rooms
+            .entry(room.to_owned())
+            .or_default()
+            .peers
+            .push(id);
+        self.counters.joins += 1;
+        for member in members {
+            self.emit(
+                member,
+                Signal::ParticipantJoined {
+                    peer_id: id,
+                    name: name.to_owned(),
+                },
+            );
+        }
+        tracing::info!(peer = %id, room, "joined");
+        Ok(Joined {
+            peer_id: id,
+            participants,
+        })
+    }
+
+    /// The client asked to leave, or its signaling socket closed.
+    pub fn leave(&mut self, now: Instant, id: PeerId) -> Result<(), CoreError> {
+        if !self.peers.contains_key(&id) {
+            return Err(CoreError::UnknownPeer);
+        }
+        self.remove_peer(now, id, LeaveReason::Normal);
+        self.flush(now);
+        Ok(())
+    }
+
+    fn participants(&self, room: &str) -> Vec<Participant> {
+        self.room_peers(room)
+            .into_iter()
+            .filter_map(|id| self.peers.get(&id))
+            .map(|p| Participant {
+                peer_id: p.id,
+                name: p.name.clone(),
+                tracks: p
+                    .published
+                    .values()
+                    .filter_map(|t| self.tracks.get(t))
+                    .map(|t| (t.id, t.kind))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Frees everything a Peer holds: its Tracks (and everyone's
+    /// Subscriptions to them), its own Subscriptions, its demux entries and
+    /// its connection.
+    pub(super) fn remove_peer(&mut self, now: Instant, id: PeerId, reason: LeaveReason) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        self.by_ufrag.remove(&peer.ufrag);
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        for track in peer.subscriptions.keys() {
+            if let Some(track) = self.tracks.get_mut(track) {
+                track.subscribers.retain(|p| *p != id);
+            }
+        }
+        let published: Vec<TrackId> = peer.published.values().copied().collect();
+        for track in published {
+            self.unpublish(now, track);
+        }
+        if let Err(err) = rtc::sansio::Protocol::close(&mut peer.pc) {
+            tracing::debug!(peer = %id, %err, "close failed");
+        }
+        while let Some(out) = rtc::sansio::Protocol::poll_write(&mut peer.pc) {
+            self.transmits.push_back(super::Transmit {
+                destination: out.transport.peer_addr,
+                data: out.message,
+            });
+        }
+        let remaining = match self.rooms.get_mut(&peer.room) {
+            Some(room) => {
+                if room.remove(id) {
+                    self.rooms.remove(&peer.room);
+                    Vec::new()
+                } else {
+                    room.peers.clone()
+                }
+            }
+            None => Vec::new(),
+        };
+        for member in remaining {
+            self.emit(member, Signal::ParticipantLeft { peer_id: id });
+        }
+        match reason {
+            LeaveReason::Normal => self.counters.leaves_normal += 1,
+            LeaveReason::Failed => self.counters.leaves_failed += 1,
+        }
+        tracing::info!(peer = %id, room = %peer.room, ?reason, "left");
+    }
+
+    /// A publisher's track started arriving: make it a Track and subscribe
+    /// everyone else in the room to it.
+    pub(super) fn publish(&mut self, now: Instant, id: PeerId, init: RTCTrackEventInit) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.published.contains_key(&init.track_id) {
+            // Another layer of a simulcast track: only the first is forwarded.
+            return;
+        }
+        let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+            return;
+        };
+        let track = receiver.track();
+        let kind = match track.kind() {
+            RtpCodecKind::Audio => MediaKind::Audio,
+            RtpCodecKind::Video => MediaKind::Video,
+            _ => return,
+        };
+        let Some(codec) = track.codec(init.ssrc).cloned() else {
+            tracing::warn!(peer = %id, track = %init.track_id, "track without a codec");
+            return;
+        };
+        let track_id = TrackId(self.next_track);
+        self.next_track += 1;
+        peer.published.insert(init.track_id.clone(), track_id);
+        let room = peer.room.clone();
+        self.tracks.insert(
+            track_id,
+            Track::new(
+                track_id,
+                id,
+                init.track_id,
+                init.receiver_id,
+                kind,
+                codec,
+                init.ssrc,
+            ),
+        );
+        tracing::info!(peer = %id, track = %track_id, kind = kind.as_str(), "track published");
+        for member in self.room_peers(&room) {
+            if member == id {
+                continue;
+            }
+            self.emit(
+                member,
+                Signal::TrackPublished {
+                    peer_id: id,
+                    track_id,
+                    kind,
+                },
+            );
+            self.subscribe(now, member, track_id);
+            self.maybe_offer(now, member);
+        }
+    }
+
+    /// A Track ended: remove every Subscription to it and renegotiate.
+    pub(super) fn unpublish(&mut self, now: Instant, track_id: TrackId) {
+        let Some(track) = self.tracks.remove(&track_id) else {
+            return;
+        };
+        let room = match self.peers.get_mut(&track.publisher) {
+            Some(publisher) => {
+                publisher.published.remove(&track.rtc_track_id);
+                Some(publisher.room.clone())
+            }
+            None => None,
+        };
+        for subscriber in &track.subscribers {
+            let Some(peer) = self.peers.get_mut(subscriber) else {
+                continue;
+            };
+            if let Some(sub) = peer.subscriptions.remove(&track_id) {
+                peer.subscription_by_local_id.remove(&sub.local_track_id);
+                if let Err(err) = peer.pc.remove_track(sub.sender_id) {
+                    tracing::debug!(peer = %subscriber, %err, "remove_track failed");
+                }
+                peer.needs_offer = true;
+            }
+        }
+        for subscriber in &track.subscribers {
+            self.maybe_offer(now, *subscriber);
+        }
+        let members = room.map(|r| self.room_peers(&r)).unwrap_or_default();
+        for member in members {
+            if member != track.publisher {
+                self.emit(
+                    member,
+                    Signal::TrackUnpublished {
+                        peer_id: track.publisher,
+                        track_id,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Adds a sender for `track_id` to `subscriber`'s connection. The caller
+    /// renegotiates (`maybe_offer`).
+    pub(super) fn subscribe(&mut self, _now: Instant, subscriber: PeerId, track_id: TrackId) {
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
+        if !peer.negotiated_once || peer.subscriptions.contains_key(&track_id) {
+            return;
+        }
+        let ssrc: u32 = rand::random();
+        let local_track_id = track_id.to_string();
+        let rtc_kind = match track.kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let media_track = MediaStreamTrack::new(
+            track.publisher.to_string(),
+            local_track_id.clone(),
+            local_track_id.clone(),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: track.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let transceiver = match peer.pc.add_transceiver_from_track(media_track, Some(init)) {
+            Ok(t) => t,
+            Err(err) => {
+                tracing::warn!(peer = %subscriber, track = %track_id, %err, "cannot add sender");
+                return;
+            }
+        };
+        peer.subscriptions.insert(
+            track_id,
+            Subscription {
+                track: track_id,
+                kind: track.kind,
+                sender_id: RTCRtpSenderId::from(transceiver),
+                local_track_id: local_track_id.clone(),
+                mime_type: track.codec.mime_type.clone(),
+                forwarder: Forwarder::new(
+                    ssrc,
+                    rand::random(),
+                    rand::random(),
+                    track.codec.clock_rate,
+                ),
+            },
+        );
+        peer.subscription_by_local_id
+            .insert(local_track_id, track_id);
+        peer.needs_offer = true;
+        track.subscribers.push(subscriber);
+    }
+
+    /// Subscribes a Peer that just finished its first negotiation to every
+    /// Track already in its room.
+    pub(super) fn subscribe_to_room(&mut self, now: Instant, id: PeerId) {
+        let Some(room) = self.peers.get(&id).map(|p| p.room.clone()) else {
+            return;
+        };
+        let tracks: Vec<TrackId> = self
+            .room_peers(&room)
+            .into_iter()
+            .filter(|p| *p != id)
+            .filter_map(|p| self.peers.get(&p))
+            .flat_map(|p| p.published.values().copied())
+            .collect();
+        for track in tracks {
+            self.subscribe(now, id, track);
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The sans-IO core of one Worker: its Rooms, Peers, Tracks and
+//! Subscriptions, with no sockets, no threads and no tokio. Time comes in as
+//! `now`; datagrams come in through [`Core::handle_datagram`] and go out
+//! through [`Core::poll_transmit`]; messages for a participant's signaling
+//! socket go out through [`Core::poll_output`].
+//!
+//! The packet path through it: `handle_datagram` → demux (STUN by ufrag,
+//! else by 5-tuple) → the Peer's `rtc` connection (ICE, DTLS, SRTP, RTCP) →
+//! an RTP packet of a Track → for each Subscription, `Forwarder::forward` →
+//! the subscriber's `rtc` sender encrypts → `poll_transmit`.
+
+pub mod demux;
+pub mod forwarder;
+pub mod ids;
+mod media;
+mod membership;
+mod negotiation;
+pub mod peer;
+pub mod peer_config;
+pub mod room;
+pub mod stats;
+pub mod subscription;
+pub mod track;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+pub use forwarder::{DropReason, Forwarder};
+pub use ids::{MediaKind, PeerId, TrackId};
+pub use stats::{Counters, Snapshot};
+
+use peer::Peer;
+use room::Room;
+use track::Track;
+
+/// Settings of a core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The address advertised in the SFU's ICE candidate: the shared UDP
+    /// port on the public address. `rtc` must be told datagrams arrived on
+    /// exactly this address.
+    pub public_addr: SocketAddr,
+}
+
+/// A datagram to send on the shared socket.
+#[derive(Debug)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// What.
+    pub data: BytesMut,
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Its id.
+    pub peer_id: PeerId,
+    /// Its display name.
+    pub name: String,
+    /// The Tracks it publishes.
+    pub tracks: Vec<(TrackId, MediaKind)>,
+}
+
+/// The answer to a successful join.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// The new Peer's id.
+    pub peer_id: PeerId,
+    /// Everyone already in the room.
+    pub participants: Vec<Participant>,
+}
+
+/// Why a Peer left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The client left or closed its signaling socket.
+    Normal,
+    /// ICE or DTLS failed, or the connection was lost.
+    Failed,
+}
+
+/// A message for one participant's signaling socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// The SFU's answer to the client's offer.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// A server-initiated renegotiation.
+    Offer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// Someone entered the room.
+    ParticipantJoined {
+        /// Who.
+        peer_id: PeerId,
+        /// Their display name.
+        name: String,
+    },
+    /// Someone left the room.
+    ParticipantLeft {
+        /// Who.
+        peer_id: PeerId,
+    },
+    /// A Track started arriving at the SFU.
+    TrackPublished {
+        /// Its publisher.
+        peer_id: PeerId,
+        /// The Track.
+        track_id: TrackId,
+        /// Audio or video.
+        kind: MediaKind,
+    },
+    /// A Track ended.
+    TrackUnpublished {
+        /// Its publisher.
+        peer_id: PeerId,
+        /// The Track.
+        track_id: TrackId,
+    },
+    /// The core removed this Peer (its connection failed); the socket should close.
+    Closed {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// A [`Signal`] addressed to a Peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The recipient.
+    pub peer: PeerId,
+    /// The message.
+    pub signal: Signal,
+}
+
+/// What a control-plane request to the core can fail with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CoreError {
+    /// No such Peer (it left, or never joined).
+    #[error("unknown peer")]
+    UnknownPeer,
+    /// The SDP does not parse or cannot be applied.
+    #[error("bad SDP: {0}")]
+    BadSdp(String),
+    /// The ICE candidate does not parse.
+    #[error("bad ICE candidate: {0}")]
+    BadCandidate(String),
+    /// An answer came with no offer outstanding.
+    #[error("no offer is outstanding")]
+    NoOfferOutstanding,
+    /// `rtc` failed in a way that is not the client's fault.
+    #[error("media engine: {0}")]
+    Rtc(String),
+}
+
+/// The state of one Worker's rooms.
+pub struct Core {
+    config: CoreConfig,
+    peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<String, Room>,
+    tracks: HashMap<TrackId, Track>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    next_peer: u64,
+    next_track: u64,
+    transmits: VecDeque<Transmit>,
+    outputs: VecDeque<Output>,
+    dirty: Vec<PeerId>,
+    counters: Counters,
+}
+
+impl Core {
+    /// An empty core.
+    pub fn new(config: CoreConfig) -> Self {
+        Self {
+            config,
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            tracks: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            next_peer: 1,
+            next_track: 1,
+            transmits: VecDeque::new(),
+            outputs: VecDeque::new(),
+            dirty: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// A datagram arrived on the shared socket from `source`.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: BytesMut) {
+        self.counters.datagrams_in += 1;
+        let stun = demux::is_stun(&data);
+        let peer_id = if stun {
+            match demux::stun_local_ufrag(&data) {
+                Some(ufrag) => self.by_ufrag.get(&ufrag).copied(),
+                None => self.by_addr.get(&source).copied(),
+            }
+        } else {
+            self.by_addr.get(&source).copied()
+        };
+        let Some(peer_id) = peer_id else {
+            self.counters.datagrams_unrouted += 1;
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            self.counters.datagrams_unrouted += 1;
+            return;
+        };
+        let input = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.config.public_addr,
+                peer_addr: source,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: data,
+        };
+        if let Err(err) = peer.pc.handle_read(input) {
+            self.counters.datagrams_rejected += 1;
+            tracing::debug!(peer = %peer_id, %source, %err, "datagram rejected");
+        }
+        // A STUN request answered to `source` passed the ICE agent's
+        // MESSAGE-INTEGRITY check: only then is the 5-tuple pinned.
+        let pin = (stun && !self.by_addr.contains_key(&source)).then_some(source);
+        self.drain(now, peer_id, pin);
+        self.flush(now);
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next signaling message for a participant, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Core::handle_timeout`] must be called next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.peers
+            .values_mut()
+            .filter_map(|p| p.pc.poll_timeout())
+            .min()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter_mut()
+            .filter_map(|(id, p)| p.pc.poll_timeout().is_some_and(|t| t <= now).then_some(*id))
+            .collect();
+        for id in due {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if let Err(err) = peer.pc.handle_timeout(now) {
+                    tracing::debug!(peer = %id, %err, "timeout handling failed");
+                }
+                self.mark_dirty(id);
+            }
+        }
+        self.flush(now);
+    }
+
+    /// Counters and current sizes.
+    pub fn snapshot(&self) -> Snapshot {
+        let (mut audio_tracks, mut video_tracks) = (0, 0);
+        for track in self.tracks.values() {
+            match track.kind {
+                MediaKind::Audio => audio_tracks += 1,
+                MediaKind::Video => video_tracks += 1,
+            }
+        }
+        Snapshot {
+            rooms: self.rooms.len() as u64,
+            peers: self.peers.len() as u64,
+            audio_tracks,
+            video_tracks,
+            subscriptions: self
+                .peers
+                .values()
+                .map(|p| p.subscriptions.len() as u64)
+                .sum(),
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// The Peers of a room, in join order (empty if there is no such room).
+    pub fn room_peers(&self, room: &str) -> Vec<PeerId> {
+        self.rooms
+            .get(room)
+            .map(|r| r.peers.clone())
+            .unwrap_or_default()
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            if !peer.dirty {
+                peer.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    fn emit(&mut self, peer: PeerId, signal: Signal) {
+        self.outputs.push_back(Output { peer, signal });
+    }
+
+    /// Drains every Peer whose connection has pending output.
+    fn flush(&mut self, now: Instant) {
+        while let Some(id) = self.dirty.pop() {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.dirty = false;
+            }
+            self.drain(now, id, None);
+        }
+    }
+
+    /// Takes everything one Peer's connection has produced: application
+    /// messages (RTP to forward, RTCP to act on), events, and datagrams.
+    fn drain(&mut self, now: Instant, id: PeerId, pin: Option<SocketAddr>) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            let Some(msg) = peer.pc.poll_read() else {
+                break;
+            };
+            match msg.message {
+                RTCMessage::RtpPacket(track_id, packet) => self.on_rtp(now, id, &track_id, packet),
+                RTCMessage::RtcpPacket(track_id, packets) => {
+                    self.on_rtcp(now, id, &track_id, &packets)
+                }
+                _ => {}
+            }
+        }
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            let Some(event) = peer.pc.poll_event() else {
+                break;
+            };
+            self.on_event(now, id, event);
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let mut pinned = false;
+        while let Some(out) = peer.pc.poll_write() {
+            let destination = out.transport.peer_addr;
+            if pin == Some(destination) {
+                pinned = true;
+            }
+            self.transmits.push_back(Transmit {
+                destination,
+                data: out.message,
+            });
+        }
+        if let (true, Some(addr)) = (pinned, pin) {
+            peer.addrs.push(addr);
+            self.by_addr.insert(addr, id);
+            tracing::debug!(peer = %id, %addr, "5-tuple pinned");
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, id: PeerId, event: RTCPeerConnectionEvent) {
+        match event {
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.publish(now, id, init);
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                let track = self
+                    .peers
+                    .get(&id)
+                    .and_then(|p| p.published.get(&track_id))
+                    .copied();
+                if let Some(track) = track {
+                    self.unpublish(now, track);
+                }
+            }
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                tracing::debug!(peer = %id, %state, "connection state");
+                if matches!(state, RTCPeerConnectionState::Failed) {
+                    self.emit(
+                        id,
+                        Signal::Closed {
+                            reason: "media connection failed".to_owned(),
+                        },
+                    );
+                    self.remove_peer(now, id, LeaveReason::Failed);
+                }
+            }
+            _ => {}
+        }
+    }
+}

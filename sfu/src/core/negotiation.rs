@@ -1,0 +1,171 @@
+//! The offer/answer exchange with each client. The client offers once to
+//! publish; after that the SFU offers whenever a Peer's Subscriptions change,
+//! with at most one offer outstanding. If the client offers while ours is
+//! out, the SFU is the polite side: it rolls back and answers.
+
+use std::time::Instant;
+
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+
+use super::ids::{MediaKind, PeerId, TrackId};
+use super::peer_config::host_candidate;
+use super::{Core, CoreError, Signal};
+
+impl Core {
+    /// The client's offer: apply it and queue our answer (a `Signal::Answer`),
+    /// followed by an offer of our own if its Subscriptions changed.
+    pub fn handle_offer(&mut self, now: Instant, id: PeerId, sdp: String) -> Result<(), CoreError> {
+        let public_addr = self.config.public_addr;
+        let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
+        let offer =
+            RTCSessionDescription::offer(sdp).map_err(|e| CoreError::BadSdp(e.to_string()))?;
+        if peer.awaiting_answer {
+            let rollback =
+                RTCSessionDescription::rollback(None).map_err(|e| CoreError::Rtc(e.to_string()))?;
+            peer.pc
+                .set_local_description(now, rollback)
+                .map_err(|e| CoreError::Rtc(e.to_string()))?;
+            peer.awaiting_answer = false;
+            peer.needs_offer = true;
+        }
+        peer.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| CoreError::BadSdp(e.to_string()))?;
+        let first = !peer.negotiated_once;
+        if first {
+            let candidate =
+                host_candidate(public_addr).map_err(|e| CoreError::Rtc(e.to_string()))?;
+            peer.pc
+                .add_local_candidate(candidate)
+                .map_err(|e| CoreError::Rtc(e.to_string()))?;
+        }
+        let answer = peer
+            .pc
+            .create_answer(None)
+            .map_err(|e| CoreError::BadSdp(e.to_string()))?;
+        peer.pc
+            .set_local_description(now, answer)
+            .map_err(|e| CoreError::Rtc(e.to_string()))?;
+        let sdp = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| CoreError::Rtc("no local description after answering".to_owned()))?;
+        peer.negotiated_once = true;
+        self.emit(id, Signal::Answer { sdp });
+        if first {
+            self.subscribe_to_room(now, id);
+        }
+        self.maybe_offer(now, id);
+        self.mark_dirty(id);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// The client's answer to our offer.
+    pub fn handle_answer(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        sdp: String,
+    ) -> Result<(), CoreError> {
+        let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
+        if !peer.awaiting_answer {
+            return Err(CoreError::NoOfferOutstanding);
+        }
+        let answer =
+            RTCSessionDescription::answer(sdp).map_err(|e| CoreError::BadSdp(e.to_string()))?;
+        peer.pc
+            .set_remote_description(now, answer)
+            .map_err(|e| CoreError::BadSdp(e.to_string()))?;
+        peer.awaiting_answer = false;
+
+        // Senders that just became live learn the payload type the client
+        // chose for their codec.
+        let mut started: Vec<TrackId> = Vec::new();
+        for sub in peer.subscriptions.values_mut() {
+            if sub.forwarder.is_negotiated() {
+                continue;
+            }
+            let Some(mut sender) = peer.pc.rtp_sender(sub.sender_id) else {
+                continue;
+            };
+            let payload_type = sender
+                .get_parameters()
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&sub.mime_type))
+                .map(|c| c.payload_type);
+            match payload_type {
+                Some(pt) => {
+                    sub.forwarder.set_payload_type(pt);
+                    if sub.kind == MediaKind::Video {
+                        started.push(sub.track);
+                    }
+                }
+                None => {
+                    tracing::warn!(peer = %id, track = %sub.track, codec = %sub.mime_type, "subscriber did not accept the codec")
+                }
+            }
+        }
+        // A new subscriber needs a keyframe to start decoding.
+        for track in started {
+            self.request_keyframe(now, track);
+        }
+        self.maybe_offer(now, id);
+        self.mark_dirty(id);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// A trickled candidate from the client.
+    pub fn add_ice_candidate(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        candidate: RTCIceCandidateInit,
+    ) -> Result<(), CoreError> {
+        let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
+        if candidate.candidate.is_empty() {
+            // End of candidates.
+            return Ok(());
+        }
+        peer.pc
+            .add_remote_candidate(candidate)
+            .map_err(|e| CoreError::BadCandidate(e.to_string()))?;
+        self.mark_dirty(id);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Sends a server offer if this Peer's Subscriptions changed and no
+    /// offer is outstanding.
+    pub(super) fn maybe_offer(&mut self, now: Instant, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !peer.negotiated_once || peer.awaiting_answer || !peer.needs_offer {
+            return;
+        }
+        let offer = match peer.pc.create_offer(None) {
+            Ok(offer) => offer,
+            Err(err) => {
+                tracing::warn!(peer = %id, %err, "create_offer failed");
+                return;
+            }
+        };
+        if let Err(err) = peer.pc.set_local_description(now, offer) {
+            tracing::warn!(peer = %id, %err, "set_local_description(offer) failed");
+            return;
+        }
+        let Some(sdp) = peer.pc.local_description().map(|d| d.sdp) else {
+            return;
+        };
+        peer.awaiting_answer = true;
+        peer.needs_offer = false;
+        self.emit(id, Signal::Offer { sdp });
+        self.mark_dirty(id);
+    }
+}

@@ -1,0 +1,74 @@
+//! A Peer: one participant's `rtc` connection, with the Tracks it publishes,
+//! its Subscriptions and the state of its offer/answer exchange.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::peer_connection::RTCPeerConnection;
+
+use super::ids::{PeerId, TrackId};
+use super::subscription::Subscription;
+
+/// One participant.
+pub struct Peer {
+    /// Our id for it.
+    pub id: PeerId,
+    /// The display name given at join.
+    pub name: String,
+    /// The room it is in.
+    pub room: String,
+    /// The SFU-side ICE username fragment; STUN for this Peer carries it.
+    pub ufrag: String,
+    /// The `rtc` connection.
+    pub pc: RTCPeerConnection,
+    /// When it joined.
+    pub joined_at: Instant,
+    /// The client has sent its first offer and got our answer; until then no
+    /// Subscriptions are added (they would be attached to the client's own
+    /// send transceivers).
+    pub negotiated_once: bool,
+    /// A server offer is out and its answer has not come back.
+    pub awaiting_answer: bool,
+    /// Subscriptions changed since the last offer.
+    pub needs_offer: bool,
+    /// Remote addresses pinned to this Peer after a verified ICE check.
+    pub addrs: Vec<SocketAddr>,
+    /// Tracks it publishes, by `rtc`'s track id on its connection.
+    pub published: HashMap<String, TrackId>,
+    /// Its Subscriptions, by the Track delivered.
+    pub subscriptions: HashMap<TrackId, Subscription>,
+    /// The same Subscriptions, by the local track id RTCP names them by.
+    pub subscription_by_local_id: HashMap<String, TrackId>,
+    /// Queued for a drain of its connection's output.
+    pub dirty: bool,
+}
+
+impl Peer {
+    /// A new Peer that has not negotiated yet.
+    pub fn new(
+        id: PeerId,
+        name: String,
+        room: String,
+        ufrag: String,
+        pc: RTCPeerConnection,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            room,
+            ufrag,
+            pc,
+            joined_at: now,
+            negotiated_once: false,
+            awaiting_answer: false,
+            needs_offer: false,
+            addrs: Vec::new(),
+            published: HashMap::new(),
+            subscriptions: HashMap::new(),
+            subscription_by_local_id: HashMap::new(),
+            dirty: false,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! How each Peer's `rtc` connection is set up: ICE-lite with our own
+//! credentials, DTLS server role, the codecs we forward, and a lean
+//! interceptor chain that lets keyframe requests reach the application.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error as RtcError;
+
+/// ICE timing for every Peer: a dead browser is noticed within seconds, not
+/// the 25 s `rtc` defaults to.
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(4);
+const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(8);
+const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Builds the `rtc` connection of one Peer.
+///
+/// `ufrag` and `pwd` are the SFU side's ICE credentials; the ufrag is what the
+/// UDP demultiplexer routes STUN by.
+pub fn build_peer_connection(
+    now: Instant,
+    ufrag: &str,
+    pwd: &str,
+) -> Result<RTCPeerConnection, RtcError> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs()?;
+    // The default chain (NACK responder and generator, RTCP reports, TWCC
+    // receiver) plus our marker, application-ward of all of them, so that
+    // keyframe requests from subscribers reach the core.
+    let registry = Registry::new().with(Slot::from(14_000), DeliverKeyframeRequests::default());
+    let registry = register_default_interceptors(registry, &mut media_engine)?;
+
+    let setting_engine = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED_TIMEOUT),
+            Some(ICE_FAILED_TIMEOUT),
+            Some(ICE_KEEPALIVE_INTERVAL),
+        )
+        .build();
+
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(setting_engine)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .build(now)
+}
+
+/// The host candidate the SFU advertises: the shared UDP port on the public address.
+pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    RTCIceCandidate::from(&candidate).to_json()
+}
+
+/// Marks PLI and FIR for delivery to the application. `rtc`'s chain ends in a
+/// terminus that swallows inbound RTCP unless it is marked (see
+/// docs/ARCHITECTURE.md, "webrtc-rs notes").
+#[derive(Default)]
+struct DeliverKeyframeRequests {
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+fn is_keyframe_request(packet: &Packet) -> bool {
+    let Packet::Rtcp(packets) = packet else {
+        return false;
+    };
+    packets.iter().any(|p| {
+        let any = p.as_any();
+        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+    })
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverKeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = RtcError;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if is_keyframe_request(&msg.message.packet) {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        None
+    }
+}
+
+impl Interceptor for DeliverKeyframeRequests {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

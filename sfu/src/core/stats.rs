@@ -1,0 +1,119 @@
+//! Counters of one Worker's core. Plain integers, written only by the
+//! Worker's thread; the control plane reads a copy (`Snapshot`) on scrape.
+
+use super::forwarder::DropReason;
+use super::ids::MediaKind;
+
+/// Packets and bytes, split by media kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KindCounters {
+    /// Audio RTP packets.
+    pub audio_packets: u64,
+    /// Audio RTP bytes (header and payload).
+    pub audio_bytes: u64,
+    /// Video RTP packets.
+    pub video_packets: u64,
+    /// Video RTP bytes (header and payload).
+    pub video_bytes: u64,
+}
+
+impl KindCounters {
+    /// Counts one packet of `bytes` bytes.
+    pub fn add(&mut self, kind: MediaKind, bytes: usize) {
+        match kind {
+            MediaKind::Audio => {
+                self.audio_packets += 1;
+                self.audio_bytes += bytes as u64;
+            }
+            MediaKind::Video => {
+                self.video_packets += 1;
+                self.video_bytes += bytes as u64;
+            }
+        }
+    }
+}
+
+/// Everything the core counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// RTP received from publishers (after SRTP).
+    pub rtp_in: KindCounters,
+    /// RTP handed to subscribers' connections.
+    pub rtp_out: KindCounters,
+    /// Packets not forwarded to one subscriber, by reason (index: `DropReason::ALL`).
+    pub dropped: [u64; DropReason::ALL.len()],
+    /// Datagrams received on the shared socket.
+    pub datagrams_in: u64,
+    /// Datagrams that matched no Peer (unknown ufrag or 5-tuple).
+    pub datagrams_unrouted: u64,
+    /// Datagrams `rtc` rejected (bad DTLS, SRTP auth failure, ...).
+    pub datagrams_rejected: u64,
+    /// Keyframe requests (PLI) sent to publishers.
+    pub keyframe_requests_sent: u64,
+    /// Keyframe requests suppressed by the per-Track throttle.
+    pub keyframe_requests_throttled: u64,
+    /// PLI/FIR received from subscribers.
+    pub keyframe_requests_received: u64,
+    /// Peers that joined.
+    pub joins: u64,
+    /// Peers that left, by the client's request or a closed socket.
+    pub leaves_normal: u64,
+    /// Peers removed because ICE or DTLS failed.
+    pub leaves_failed: u64,
+}
+
+impl Counters {
+    /// Counts one dropped packet.
+    pub fn drop(&mut self, reason: DropReason) {
+        if let Some(i) = DropReason::ALL.iter().position(|r| *r == reason) {
+            self.dropped[i] += 1;
+        }
+    }
+}
+
+/// Counters plus the current sizes, as the control plane sees them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Rooms with at least one Peer.
+    pub rooms: u64,
+    /// Connected or connecting Peers.
+    pub peers: u64,
+    /// Published audio Tracks.
+    pub audio_tracks: u64,
+    /// Published video Tracks.
+    pub video_tracks: u64,
+    /// Subscriptions (one Track delivered to one Peer).
+    pub subscriptions: u64,
+    /// The running totals.
+    pub counters: Counters,
+}
+
+impl Snapshot {
+    /// Adds another Worker's snapshot into this one.
+    pub fn merge(&mut self, other: &Snapshot) {
+        self.rooms += other.rooms;
+        self.peers += other.peers;
+        self.audio_tracks += other.audio_tracks;
+        self.video_tracks += other.video_tracks;
+        self.subscriptions += other.subscriptions;
+        let (a, b) = (&mut self.counters, &other.counters);
+        for (x, y) in [(&mut a.rtp_in, &b.rtp_in), (&mut a.rtp_out, &b.rtp_out)] {
+            x.audio_packets += y.audio_packets;
+            x.audio_bytes += y.audio_bytes;
+            x.video_packets += y.video_packets;
+            x.video_bytes += y.video_bytes;
+        }
+        for (x, y) in a.dropped.iter_mut().zip(b.dropped.iter()) {
+            *x += y;
+        }
+        a.datagrams_in += b.datagrams_in;
+        a.datagrams_unrouted += b.datagrams_unrouted;
+        a.datagrams_rejected += b.datagrams_rejected;
+        a.keyframe_requests_sent += b.keyframe_requests_sent;
+        a.keyframe_requests_throttled += b.keyframe_requests_throttled;
+        a.keyframe_requests_received += b.keyframe_requests_received;
+        a.joins += b.joins;
+        a.leaves_normal += b.leaves_normal;
+        a.leaves_failed += b.leaves_failed;
+    }
+}

@@ -1,0 +1,25 @@
+//! A Subscription: one Track delivered to one Peer, with its own sender on
+//! that Peer's connection and its own Forwarder.
+
+use rtc::rtp_transceiver::RTCRtpSenderId;
+
+use super::forwarder::Forwarder;
+use super::ids::{MediaKind, TrackId};
+
+/// One Track delivered to one Peer.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The Track delivered.
+    pub track: TrackId,
+    /// Audio or video (the Track's).
+    pub kind: MediaKind,
+    /// The sender on the subscriber's connection.
+    pub sender_id: RTCRtpSenderId,
+    /// The track id of that sender on the subscriber's connection; RTCP about
+    /// it (PLI, FIR) arrives under this id.
+    pub local_track_id: String,
+    /// The codec's MIME type, to find the payload type the subscriber negotiated.
+    pub mime_type: String,
+    /// Rewrites each packet for this subscriber.
+    pub forwarder: Forwarder,
+}

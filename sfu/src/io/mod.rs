@@ -1,0 +1,3 @@
+//! The IO driver: everything that touches a socket. The core never does.
+
+pub mod udp;

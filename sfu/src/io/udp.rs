@@ -1,0 +1,166 @@
+//! The shared UDP socket: one port for every Peer. Reads datagrams into the
+//! core, writes what the core transmits, runs its timers, and carries out
+//! the Worker's commands, all on one thread.
+
+use std::collections::HashMap;
+use std::net::UdpSocket as StdUdpSocket;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::core::{Core, PeerId, Signal};
+use crate::worker::Command;
+
+/// Largest datagram read; larger ones are truncated by the kernel and
+/// rejected by `rtc`.
+const MAX_DATAGRAM: usize = 2048;
+/// Datagrams read per wake-up before the loop looks at commands and timers.
+const READ_BATCH: usize = 64;
+
+/// Runs a Worker on the current thread until every handle is dropped.
+pub(crate) fn run_thread(socket: StdUdpSocket, core: Core, commands: mpsc::Receiver<Command>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the worker's runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        match UdpSocket::from_std(socket) {
+            Ok(socket) => run(socket, core, commands).await,
+            Err(err) => tracing::error!(%err, "cannot register the UDP socket"),
+        }
+    });
+}
+
+async fn run(socket: UdpSocket, mut core: Core, mut commands: mpsc::Receiver<Command>) {
+    let mut sessions: HashMap<PeerId, mpsc::Sender<Signal>> = HashMap::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        send_all(&socket, &mut core).await;
+        deliver_signals(&mut core, &mut sessions);
+        // Disconnecting a slow participant may have produced more output.
+        send_all(&socket, &mut core).await;
+
+        let deadline = core
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                match received {
+                    Ok((n, source)) => {
+                        core.handle_datagram(Instant::now(), source, BytesMut::from(&buf[..n]));
+                        for _ in 1..READ_BATCH {
+                            match socket.try_recv_from(&mut buf) {
+                                Ok((n, source)) => core.handle_datagram(Instant::now(), source, BytesMut::from(&buf[..n])),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    // ICMP errors surface here on some systems; they concern one peer only.
+                    Err(err) => tracing::debug!(%err, "recv_from failed"),
+                }
+            }
+            command = commands.recv() => {
+                match command {
+                    Some(command) => handle_command(&mut core, &mut sessions, command),
+                    None => break,
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                core.handle_timeout(Instant::now());
+            }
+        }
+    }
+    tracing::info!("worker stopped");
+}
+
+async fn send_all(socket: &UdpSocket, core: &mut Core) {
+    while let Some(transmit) = core.poll_transmit() {
+        let result = match socket.try_send_to(&transmit.data, transmit.destination) {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                socket.send_to(&transmit.data, transmit.destination).await
+            }
+            other => other,
+        };
+        if let Err(err) = result {
+            tracing::debug!(%err, destination = %transmit.destination, "send failed");
+        }
+    }
+}
+
+fn deliver_signals(core: &mut Core, sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>) {
+    let mut overflowed = Vec::new();
+    while let Some(output) = core.poll_output() {
+        let closing = matches!(output.signal, Signal::Closed { .. });
+        if let Some(tx) = sessions.get(&output.peer) {
+            if tx.try_send(output.signal).is_err() {
+                overflowed.push(output.peer);
+            }
+        }
+        if closing {
+            sessions.remove(&output.peer);
+        }
+    }
+    for peer in overflowed {
+        if sessions.remove(&peer).is_some() {
+            tracing::warn!(%peer, "signaling queue full; disconnecting");
+            if core.leave(Instant::now(), peer).is_err() {
+                tracing::debug!(%peer, "already gone");
+            }
+        }
+    }
+}
+
+fn handle_command(
+    core: &mut Core,
+    sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
+    command: Command,
+) {
+    let now = Instant::now();
+    match command {
+        Command::Join {
+            room,
+            name,
+            signals,
+            reply,
+        } => {
+            let result = core.join(now, &room, &name);
+            if let Ok(joined) = &result {
+                sessions.insert(joined.peer_id, signals);
+            }
+            if let Err(Ok(joined)) = reply.send(result) {
+                // The client went away while joining; the Peer exists, so
+                // leaving cannot fail.
+                let _ = core.leave(now, joined.peer_id);
+                sessions.remove(&joined.peer_id);
+            }
+        }
+        Command::Offer { peer, sdp, reply } => {
+            let _ = reply.send(core.handle_offer(now, peer, sdp));
+        }
+        Command::Answer { peer, sdp, reply } => {
+            let _ = reply.send(core.handle_answer(now, peer, sdp));
+        }
+        Command::Candidate {
+            peer,
+            candidate,
+            reply,
+        } => {
+            let _ = reply.send(core.add_ice_candidate(now, peer, candidate));
+        }
+        Command::Leave { peer, reply } => {
+            sessions.remove(&peer);
+            let _ = reply.send(core.leave(now, peer));
+        }
+        Command::Snapshot { reply } => {
+            let _ = reply.send(core.snapshot());
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! A Worker: one thread that owns one sans-IO [`Core`] and the shared UDP
+//! socket, and the [`WorkerHandle`] the control plane talks to it through.
+//!
+//! Commands go in over a bounded channel, each with a `oneshot` reply; a
+//! full channel is reported as [`WorkerError::Busy`] rather than waited on.
+//! Each joined participant gets a bounded channel of [`Signal`]s; the Worker
+//! only ever `try_send`s on it, and a participant whose channel is full is
+//! disconnected (its signaling would otherwise be lost silently).
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::thread::JoinHandle;
+
+pub use rtc::peer_connection::transport::RTCIceCandidateInit;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::{Core, CoreConfig, CoreError, Joined, PeerId, Signal, Snapshot};
+
+/// Commands waiting for the Worker beyond this are refused with `Busy`.
+pub const COMMAND_QUEUE: usize = 1024;
+/// Signals waiting for one participant's socket beyond this disconnect it.
+pub const SIGNAL_QUEUE: usize = 256;
+
+/// Where the Worker listens and what it advertises.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The UDP address to bind (port 0 picks a free port).
+    pub udp_bind: SocketAddr,
+    /// The address to advertise in ICE candidates; defaults to the bind
+    /// address, which must then be a specific one.
+    pub public_ip: Option<IpAddr>,
+}
+
+/// Why a request to the Worker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The command queue is full.
+    #[error("media worker is busy")]
+    Busy,
+    /// The Worker has stopped.
+    #[error("media worker stopped")]
+    Gone,
+    /// The core refused the request.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+/// What the control plane can ask of a Worker.
+pub(crate) enum Command {
+    Join {
+        room: String,
+        name: String,
+        signals: mpsc::Sender<Signal>,
+        reply: oneshot::Sender<Result<Joined, CoreError>>,
+    },
+    Offer {
+        peer: PeerId,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    Answer {
+        peer: PeerId,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    Candidate {
+        peer: PeerId,
+        candidate: RTCIceCandidateInit,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    Leave {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
+}
+
+/// The control plane's side of a Worker. Cheap to clone.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    commands: mpsc::Sender<Command>,
+    udp_addr: SocketAddr,
+    public_addr: SocketAddr,
+}
+
+/// A running Worker: its handle and its thread.
+pub struct Worker {
+    /// Talk to it through this.
+    pub handle: WorkerHandle,
+    /// Ends when every handle is dropped.
+    pub thread: JoinHandle<()>,
+}
+
+impl Worker {
+    /// Binds the UDP socket and starts the Worker's thread.
+    pub fn spawn(config: WorkerConfig) -> std::io::Result<Worker> {
+        let socket = UdpSocket::bind(config.udp_bind)?;
+        let udp_addr = socket.local_addr()?;
+        let public_ip = config.public_ip.unwrap_or(udp_addr.ip());
+        if public_ip.is_unspecified() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "binding media to an unspecified address needs a public IP to advertise",
+            ));
+        }
+        let public_addr = SocketAddr::new(public_ip, udp_addr.port());
+        socket.set_nonblocking(true)?;
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let core = Core::new(CoreConfig { public_addr });
+        let thread = std::thread::Builder::new()
+            .name("sfu-worker-0".to_owned())
+            .spawn(move || crate::io::udp::run_thread(socket, core, rx))?;
+        Ok(Worker {
+            handle: WorkerHandle {
+                commands: tx,
+                udp_addr,
+                public_addr,
+            },
+            thread,
+        })
+    }
+}
+
+impl WorkerHandle {
+    /// The bound UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    /// The address advertised in ICE candidates.
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, WorkerError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.try_send(make(reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WorkerError::Busy,
+            mpsc::error::TrySendError::Closed(_) => WorkerError::Gone,
+        })?;
+        rx.await.map_err(|_| WorkerError::Gone)
+    }
+
+    /// Joins a room. Signals for the new participant arrive on the receiver.
+    pub async fn join(
+        &self,
+        room: String,
+        name: String,
+    ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
+        let (signals, rx) = mpsc::channel(SIGNAL_QUEUE);
+        let joined = self
+            .request(|reply| Command::Join {
+                room,
+                name,
+                signals,
+                reply,
+            })
+            .await??;
+        Ok((joined, rx))
+    }
+
+    /// The client's SDP offer; the answer arrives as a `Signal::Answer`.
+    pub async fn offer(&self, peer: PeerId, sdp: String) -> Result<(), WorkerError> {
+        Ok(self
+            .request(|reply| Command::Offer { peer, sdp, reply })
+            .await??)
+    }
+
+    /// The client's SDP answer to a `Signal::Offer`.
+    pub async fn answer(&self, peer: PeerId, sdp: String) -> Result<(), WorkerError> {
+        Ok(self
+            .request(|reply| Command::Answer { peer, sdp, reply })
+            .await??)
+    }
+
+    /// A trickled ICE candidate from the client.
+    pub async fn candidate(
+        &self,
+        peer: PeerId,
+        candidate: RTCIceCandidateInit,
+    ) -> Result<(), WorkerError> {
+        Ok(self
+            .request(|reply| Command::Candidate {
+                peer,
+                candidate,
+                reply,
+            })
+            .await??)
+    }
+
+    /// The participant leaves.
+    pub async fn leave(&self, peer: PeerId) -> Result<(), WorkerError> {
+        Ok(self
+            .request(|reply| Command::Leave { peer, reply })
+            .await??)
+    }
+
+    /// Counters and sizes.
+    pub async fn snapshot(&self) -> Result<Snapshot, WorkerError> {
+        self.request(|reply| Command::Snapshot { reply }).await
+    }
+}

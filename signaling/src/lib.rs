@@ -1,0 +1,129 @@
+//! The control plane of the SFU: HTTP and WebSocket signaling on axum,
+//! `/metrics`, `/healthz`, and the embedded web client. `sfu-server`
+//! (`main.rs`) parses the command line and calls [`start`].
+
+pub mod config;
+pub mod metrics;
+pub mod protocol;
+pub mod web;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use sfu::worker::{Worker, WorkerConfig, WorkerHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::Config;
+use metrics::Metrics;
+use protocol::IceServer;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The media Worker.
+    pub worker: WorkerHandle,
+    /// Control-plane metrics.
+    pub metrics: Metrics,
+    /// ICE servers handed to clients in `joined`.
+    pub ice_servers: Vec<IceServer>,
+    /// Flips to `true` when the server shuts down; sessions close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The HTTP routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ws", get(ws::handler))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_handler))
+        .fallback(web::static_file)
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.worker.snapshot().await {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "media worker not responding\n",
+        ),
+    }
+}
+
+async fn metrics_handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.worker.snapshot().await {
+        Ok(snapshot) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            state.metrics.render(&snapshot),
+        ),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("media worker not responding: {err}\n"),
+        ),
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// Where HTTP and WebSocket signaling listen.
+    pub http_addr: SocketAddr,
+    /// The media Worker's bound UDP address.
+    pub udp_addr: SocketAddr,
+    /// The address advertised in ICE candidates.
+    pub public_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting, closes every session with 1001, and waits.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+}
+
+/// Binds the HTTP listener and the media socket and starts serving.
+pub async fn start(config: Config) -> std::io::Result<Server> {
+    let worker = Worker::spawn(WorkerConfig {
+        udp_bind: SocketAddr::new(config.bind.ip(), config.udp_port),
+        public_ip: config.public_ip,
+    })?;
+    let listener = TcpListener::bind(config.bind).await?;
+    let http_addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let handle = worker.handle;
+    let (udp_addr, public_addr) = (handle.udp_addr(), handle.public_addr());
+    let state = Arc::new(AppState {
+        worker: handle,
+        metrics: Metrics::new(),
+        ice_servers: Vec::new(),
+        shutdown: shutdown_rx.clone(),
+    });
+    let app = router(state);
+    let mut stop = shutdown_rx;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            })
+            .await
+    });
+    Ok(Server {
+        http_addr,
+        udp_addr,
+        public_addr,
+        shutdown: shutdown_tx,
+        task,
+    })
+}

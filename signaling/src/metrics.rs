@@ -1,0 +1,268 @@
+//! Prometheus metrics. The control plane's own metrics live in a registry
+//! here; the media plane's are read from each Worker's counters at scrape
+//! time (no shared counter on the packet path) and exported as-is.
+
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sfu::core::{DropReason, Snapshot};
+
+/// The control plane's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Open signaling WebSockets.
+    pub ws_connections: IntGauge,
+    /// Signaling messages received, by type.
+    pub ws_messages: IntCounterVec,
+    /// Signaling errors sent, by code.
+    pub ws_errors: IntCounterVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Names are fixed and distinct, so registration cannot collide.
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+impl Metrics {
+    /// A fresh set.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let ws_connections = register(
+            &registry,
+            IntGauge::new("sfu_ws_connections", "Open signaling WebSocket connections")
+                .expect("valid metric"),
+        );
+        let ws_messages = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sfu_ws_messages_total",
+                    "Signaling messages received, by type",
+                ),
+                &["type"],
+            )
+            .expect("valid metric"),
+        );
+        let ws_errors = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sfu_ws_errors_total",
+                    "Signaling error replies sent, by code",
+                ),
+                &["code"],
+            )
+            .expect("valid metric"),
+        );
+        Self {
+            registry,
+            ws_connections,
+            ws_messages,
+            ws_errors,
+        }
+    }
+
+    /// The Prometheus text exposition of everything, with the media plane's
+    /// figures taken from `snapshot`.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let media = media_registry(snapshot);
+        let mut families = self.registry.gather();
+        families.extend(media.gather());
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::error!(%err, "metrics encoding failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, value: u64) {
+    let g = register(registry, IntGauge::new(name, help).expect("valid metric"));
+    g.set(value as i64);
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, value: u64) {
+    let c = register(registry, IntCounter::new(name, help).expect("valid metric"));
+    c.inc_by(value);
+}
+
+fn by_kind(registry: &Registry, name: &str, help: &str, audio: u64, video: u64) {
+    let c = register(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), &["kind"]).expect("valid metric"),
+    );
+    c.with_label_values(&["audio"]).inc_by(audio);
+    c.with_label_values(&["video"]).inc_by(video);
+}
+
+/// A one-off registry holding the media plane's figures.
+fn media_registry(s: &Snapshot) -> Registry {
+    let r = Registry::new();
+    let c = &s.counters;
+    gauge(
+        &r,
+        "sfu_rooms",
+        "Rooms with at least one participant",
+        s.rooms,
+    );
+    gauge(
+        &r,
+        "sfu_peers",
+        "Connected or connecting participants",
+        s.peers,
+    );
+    let tracks = register(
+        &r,
+        IntGaugeVec::new(
+            Opts::new("sfu_tracks", "Published tracks, by kind"),
+            &["kind"],
+        )
+        .expect("valid metric"),
+    );
+    tracks
+        .with_label_values(&["audio"])
+        .set(s.audio_tracks as i64);
+    tracks
+        .with_label_values(&["video"])
+        .set(s.video_tracks as i64);
+    gauge(
+        &r,
+        "sfu_subscriptions",
+        "Tracks delivered to participants",
+        s.subscriptions,
+    );
+    by_kind(
+        &r,
+        "sfu_rtp_packets_in_total",
+        "RTP packets received from publishers",
+        c.rtp_in.audio_packets,
+        c.rtp_in.video_packets,
+    );
+    by_kind(
+        &r,
+        "sfu_rtp_bytes_in_total",
+        "RTP bytes received from publishers",
+        c.rtp_in.audio_bytes,
+        c.rtp_in.video_bytes,
+    );
+    by_kind(
+        &r,
+        "sfu_rtp_packets_out_total",
+        "RTP packets forwarded to subscribers",
+        c.rtp_out.audio_packets,
+        c.rtp_out.video_packets,
+    );
+    by_kind(
+        &r,
+        "sfu_rtp_bytes_out_total",
+        "RTP bytes forwarded to subscribers",
+        c.rtp_out.audio_bytes,
+        c.rtp_out.video_bytes,
+    );
+    let dropped = register(
+        &r,
+        IntCounterVec::new(
+            Opts::new(
+                "sfu_packets_dropped_total",
+                "Packets not forwarded to a subscriber, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric"),
+    );
+    for (reason, value) in DropReason::ALL.iter().zip(c.dropped.iter()) {
+        dropped.with_label_values(&[reason.as_str()]).inc_by(*value);
+    }
+    counter(
+        &r,
+        "sfu_datagrams_in_total",
+        "UDP datagrams received on the media port",
+        c.datagrams_in,
+    );
+    counter(
+        &r,
+        "sfu_datagrams_unrouted_total",
+        "UDP datagrams that matched no participant",
+        c.datagrams_unrouted,
+    );
+    counter(
+        &r,
+        "sfu_datagrams_rejected_total",
+        "UDP datagrams the WebRTC stack rejected",
+        c.datagrams_rejected,
+    );
+    counter(
+        &r,
+        "sfu_keyframe_requests_sent_total",
+        "Keyframe requests (PLI) sent to publishers",
+        c.keyframe_requests_sent,
+    );
+    counter(
+        &r,
+        "sfu_keyframe_requests_throttled_total",
+        "Keyframe requests suppressed by the per-track throttle",
+        c.keyframe_requests_throttled,
+    );
+    counter(
+        &r,
+        "sfu_keyframe_requests_received_total",
+        "PLI and FIR received from subscribers",
+        c.keyframe_requests_received,
+    );
+    counter(&r, "sfu_joins_total", "Participants that joined", c.joins);
+    let leaves = register(
+        &r,
+        IntCounterVec::new(
+            Opts::new("sfu_leaves_total", "Participants that left, by reason"),
+            &["reason"],
+        )
+        .expect("valid metric"),
+    );
+    leaves
+        .with_label_values(&["normal"])
+        .inc_by(c.leaves_normal);
+    leaves
+        .with_label_values(&["failed"])
+        .inc_by(c.leaves_failed);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_media_and_control_metrics() {
+        let m = Metrics::new();
+        m.ws_connections.inc();
+        let mut s = Snapshot {
+            peers: 3,
+            ..Default::default()
+        };
+        s.counters.rtp_in.video_packets = 7;
+        let text = m.render(&s);
+        assert!(text.contains("sfu_peers 3\n"), "{text}");
+        assert!(
+            text.contains("sfu_rtp_packets_in_total{kind=\"video\"} 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE sfu_rtp_packets_in_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("sfu_ws_connections 1\n"), "{text}");
+        assert!(
+            text.contains("sfu_packets_dropped_total{reason=\"send_failed\"} 0\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! One participant's signaling WebSocket (`GET /ws`): parses client
+//! messages, forwards them to the media Worker, and relays the Worker's
+//! signals back. Bad input gets an `error` message and is counted; it never
+//! ends the session except for an oversized frame (close 1009).
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use sfu::core::{PeerId, Signal};
+use sfu::worker::WorkerError;
+use tokio::sync::mpsc;
+
+use crate::protocol::{
+    parse_client_message, validate_name, validate_room, ClientMessage, ParticipantInfo,
+    ServerMessage, MAX_MESSAGE_BYTES,
+};
+use crate::AppState;
+
+/// Frames above this are refused by the WebSocket layer itself; between
+/// `MAX_MESSAGE_BYTES` and this we close politely with 1009.
+const TRANSPORT_LIMIT: usize = 4 * MAX_MESSAGE_BYTES;
+/// Close code: message too big (RFC 6455).
+const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code: going away.
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: internal error (the media connection failed).
+const CLOSE_INTERNAL: u16 = 1011;
+
+/// Upgrades to a signaling session.
+pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+    ws.max_message_size(TRANSPORT_LIMIT)
+        .max_frame_size(TRANSPORT_LIMIT)
+        .on_upgrade(move |socket| session(socket, state))
+}
+
+/// What the session loop does after handling a client message.
+enum Next {
+    Continue,
+    Close(u16, String),
+}
+
+struct Session {
+    state: Arc<AppState>,
+    peer: Option<PeerId>,
+    signals: Option<mpsc::Receiver<Signal>>,
+    outbox: Vec<ServerMessage>,
+}
+
+async fn session(socket: WebSocket, state: Arc<AppState>) {
+    state.metrics.ws_connections.inc();
+    let mut shutdown = state.shutdown.clone();
+    let (mut sink, mut stream) = socket.split();
+    let mut s = Session {
+        state: state.clone(),
+        peer: None,
+        signals: None,
+        outbox: Vec::new(),
+    };
+    let close = loop {
+        let next = tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => s.on_text(&text).await,
+                Some(Ok(Message::Binary(_))) => {
+                    s.error("binary_not_supported", "binary frames are not part of the protocol");
+                    Next::Continue
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Err(err)) => {
+                    tracing::debug!(%err, "websocket read failed");
+                    s.error("too_big", "message too large or malformed frame");
+                    break Some((CLOSE_TOO_BIG, format!("message exceeds {MAX_MESSAGE_BYTES} bytes")));
+                }
+            },
+            signal = next_signal(&mut s.signals) => match signal {
+                Some(signal) => s.on_signal(signal),
+                None => {
+                    s.signals = None;
+                    s.peer = None;
+                    Next::Close(CLOSE_INTERNAL, "media worker dropped this session".to_owned())
+                }
+            },
+            _ = shutdown.changed() => break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned())),
+        };
+        if send_outbox(&mut sink, &mut s.outbox).await.is_err() {
+            break None;
+        }
+        if let Next::Close(code, reason) = next {
+            break Some((code, reason));
+        }
+    };
+    if send_outbox(&mut sink, &mut s.outbox).await.is_ok() {
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+    }
+    if let Some(peer) = s.peer.take() {
+        if let Err(err) = state.worker.leave(peer).await {
+            tracing::debug!(%peer, %err, "leave on disconnect");
+        }
+    }
+    state.metrics.ws_connections.dec();
+}
+
+async fn next_signal(signals: &mut Option<mpsc::Receiver<Signal>>) -> Option<Signal> {
+    match signals {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_outbox(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    outbox: &mut Vec<ServerMessage>,
+) -> Result<(), axum::Error> {
+    for message in outbox.drain(..) {
+        sink.send(Message::Text(Utf8Bytes::from(message.to_json())))
+            .await?;
+    }
+    Ok(())
+}
+
+impl Session {
+    fn error(&mut self, code: &'static str, message: impl Into<String>) {
+        self.state
+            .metrics
+            .ws_errors
+            .with_label_values(&[code])
+            .inc();
+        self.outbox.push(ServerMessage::error(code, message));
+    }
+
+    fn worker_error(&mut self, err: WorkerError) {
+        use sfu::core::CoreError;
+        let code = match &err {
+            WorkerError::Busy => "server_busy",
+            WorkerError::Gone => "internal",
+            WorkerError::Core(CoreError::BadSdp(_)) => "bad_sdp",
+            WorkerError::Core(CoreError::BadCandidate(_)) => "bad_candidate",
+            WorkerError::Core(CoreError::NoOfferOutstanding) => "bad_sdp",
+            WorkerError::Core(CoreError::UnknownPeer) => "not_joined",
+            WorkerError::Core(CoreError::Rtc(_)) => "internal",
+        };
+        if code == "internal" {
+            tracing::warn!(%err, "request failed");
+        }
+        self.error(code, err.to_string());
+    }
+
+    fn on_signal(&mut self, signal: Signal) -> Next {
+        let closed = matches!(signal, Signal::Closed { .. });
+        self.outbox.push(ServerMessage::from_signal(signal));
+        if closed {
+            self.peer = None;
+            self.signals = None;
+            return Next::Close(CLOSE_INTERNAL, "media connection failed".to_owned());
+        }
+        Next::Continue
+    }
+
+    async fn on_text(&mut self, text: &str) -> Next {
+        if text.len() > MAX_MESSAGE_BYTES {
+            self.error(
+                "too_big",
+                format!("message exceeds {MAX_MESSAGE_BYTES} bytes"),
+            );
+            return Next::Close(
+                CLOSE_TOO_BIG,
+                format!("message exceeds {MAX_MESSAGE_BYTES} bytes"),
+            );
+        }
+        let message = match parse_client_message(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.state
+                    .metrics
+                    .ws_messages
+                    .with_label_values(&["invalid"])
+                    .inc();
+                self.error(e.code, e.message);
+                return Next::Continue;
+            }
+        };
+        let kind = match &message {
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::Offer { .. } => "offer",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::Candidate { .. } => "candidate",
+            ClientMessage::Leave => "leave",
+            ClientMessage::Ping => "ping",
+        };
+        self.state
+            .metrics
+            .ws_messages
+            .with_label_values(&[kind])
+            .inc();
+        match message {
+            ClientMessage::Ping => self.outbox.push(ServerMessage::Pong),
+            ClientMessage::Join { room, name } => self.join(room, name).await,
+            ClientMessage::Leave => match self.peer.take() {
+                Some(peer) => {
+                    self.signals = None;
+                    match self.state.worker.leave(peer).await {
+                        Ok(()) => self.outbox.push(ServerMessage::Left),
+                        Err(err) => self.worker_error(err),
+                    }
+                }
+                None => self.error("not_joined", "leave before join"),
+            },
+            ClientMessage::Offer { sdp } => {
+                if let Some(peer) = self.joined_peer() {
+                    if let Err(err) = self.state.worker.offer(peer, sdp).await {
+                        self.worker_error(err);
+                    }
+                }
+            }
+            ClientMessage::Answer { sdp } => {
+                if let Some(peer) = self.joined_peer() {
+                    if let Err(err) = self.state.worker.answer(peer, sdp).await {
+                        self.worker_error(err);
+                    }
+                }
+            }
+            ClientMessage::Candidate { candidate } => {
+                if let (Some(peer), Some(candidate)) = (self.joined_peer(), candidate) {
+                    if let Err(err) = self.state.worker.candidate(peer, candidate).await {
+                        self.worker_error(err);
+                    }
+                }
+            }
+        }
+        Next::Continue
+    }
+
+    fn joined_peer(&mut self) -> Option<PeerId> {
+        if self.peer.is_none() {
+            self.error("not_joined", "send join first");
+        }
+        self.peer
+    }
+
+    async fn join(&mut self, room: String, name: String) {
+        if self.peer.is_some() {
+            return self.error("already_joined", "this socket has already joined a room");
+        }
+        if let Err(message) = validate_room(&room) {
+            return self.error("bad_room", message);
+        }
+        if let Err(message) = validate_name(&name) {
+            return self.error("bad_name", message);
+        }
+        let name = name.trim().to_owned();
+        match self.state.worker.join(room.clone(), name).await {
+            Ok((joined, signals)) => {
+                self.peer = Some(joined.peer_id);
+                self.signals = Some(signals);
+                self.outbox.push(ServerMessage::Joined {
+                    room,
+                    peer_id: joined.peer_id.to_string(),
+                    participants: joined
+                        .participants
+                        .iter()
+                        .map(ParticipantInfo::from)
+                        .collect(),
+                    ice_servers: self.state.ice_servers.clone(),
+                });
+            }
+            Err(err) => self.worker_error(err),
+        }
+    }
+}
