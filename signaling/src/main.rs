@@ -5,11 +5,16 @@ use clap::Parser;
 use signaling::Config;
 use tracing_subscriber::EnvFilter;
 
+/// Our own logs at info; the WebRTC stack's only when something is wrong.
+const DEFAULT_LOG_FILTER: &str =
+    "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_sctp=warn,rtc_srtp=warn";
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -21,8 +21,8 @@ pub enum DropReason {
     TooOld,
     /// `rtc` refused to send it (for example the sender stopped).
     SendFailed,
-    /// A video subscription is waiting for the first keyframe.
-    AwaitingKeyframe,
+    /// The subscriber's connection has not finished ICE and DTLS yet.
+    NotConnected,
 }
 
 impl DropReason {
@@ -32,7 +32,7 @@ impl DropReason {
         DropReason::BeforeStart,
         DropReason::TooOld,
         DropReason::SendFailed,
-        DropReason::AwaitingKeyframe,
+        DropReason::NotConnected,
     ];
 
     /// A stable label for metrics and logs.
@@ -42,7 +42,7 @@ impl DropReason {
             DropReason::BeforeStart => "before_start",
             DropReason::TooOld => "too_old",
             DropReason::SendFailed => "send_failed",
-            DropReason::AwaitingKeyframe => "awaiting_keyframe",
+            DropReason::NotConnected => "not_connected",
         }
     }
 }

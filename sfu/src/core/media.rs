@@ -10,7 +10,7 @@ use rtc::rtp::packet::Packet as RtpPacket;
 use rtc::shared::marshal::MarshalSize;
 
 use super::forwarder::DropReason;
-use super::ids::{PeerId, TrackId};
+use super::ids::{MediaKind, PeerId, TrackId};
 use super::Core;
 
 impl Core {
@@ -57,6 +57,10 @@ impl Core {
             let Some(sub) = peer.subscriptions.get_mut(&track.id) else {
                 continue;
             };
+            if !peer.connected {
+                counters.drop(DropReason::NotConnected);
+                continue;
+            }
             let mut out = packet.clone();
             if let Err(reason) = sub.forwarder.forward(&mut out.header) {
                 counters.drop(reason);
@@ -105,6 +109,24 @@ impl Core {
         };
         self.counters.keyframe_requests_received += 1;
         self.request_keyframe(now, track);
+    }
+
+    /// ICE and DTLS just came up: start forwarding, and ask for keyframes
+    /// for every video this Peer receives so it can start decoding.
+    pub(super) fn on_connected(&mut self, now: Instant, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.connected = true;
+        let videos: Vec<TrackId> = peer
+            .subscriptions
+            .values()
+            .filter(|s| s.kind == MediaKind::Video)
+            .map(|s| s.track)
+            .collect();
+        for track in videos {
+            self.request_keyframe(now, track);
+        }
     }
 
     /// Asks a Track's publisher for a keyframe, at most once per

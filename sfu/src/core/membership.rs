@@ -94,6 +94,14 @@ impl Core {
     /// Subscriptions to them), its own Subscriptions, its demux entries and
     /// its connection.
     pub(super) fn remove_peer(&mut self, now: Instant, id: PeerId, reason: LeaveReason) {
+        // Its Tracks go first, while the Peer still names their room.
+        let published: Vec<TrackId> = match self.peers.get(&id) {
+            Some(peer) => peer.published.values().copied().collect(),
+            None => return,
+        };
+        for track in published {
+            self.unpublish(now, track);
+        }
         let Some(mut peer) = self.peers.remove(&id) else {
             return;
         };
@@ -107,10 +115,6 @@ impl Core {
             if let Some(track) = self.tracks.get_mut(track) {
                 track.subscribers.retain(|p| *p != id);
             }
-        }
-        let published: Vec<TrackId> = peer.published.values().copied().collect();
-        for track in published {
-            self.unpublish(now, track);
         }
         if let Err(err) = rtc::sansio::Protocol::close(&mut peer.pc) {
             tracing::debug!(peer = %id, %err, "close failed");

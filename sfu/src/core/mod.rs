@@ -401,6 +401,9 @@ impl Core {
             }
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                 tracing::debug!(peer = %id, %state, "connection state");
+                if matches!(state, RTCPeerConnectionState::Connected) {
+                    self.on_connected(now, id);
+                }
                 if matches!(state, RTCPeerConnectionState::Failed) {
                     self.emit(
                         id,

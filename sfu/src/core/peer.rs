@@ -40,6 +40,8 @@ pub struct Peer {
     pub subscriptions: HashMap<TrackId, Subscription>,
     /// The same Subscriptions, by the local track id RTCP names them by.
     pub subscription_by_local_id: HashMap<String, TrackId>,
+    /// ICE and DTLS are up: SRTP can be sent.
+    pub connected: bool,
     /// Queued for a drain of its connection's output.
     pub dirty: bool,
 }
@@ -68,6 +70,7 @@ impl Peer {
             published: HashMap::new(),
             subscriptions: HashMap::new(),
             subscription_by_local_id: HashMap::new(),
+            connected: false,
             dirty: false,
         }
     }

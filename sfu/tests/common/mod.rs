@@ -1,0 +1,357 @@
+//! Simulated peers for the core: real `rtc` client connections (full ICE,
+//! DTLS, SRTP) wired to a [`Core`] through an in-memory network on a
+//! virtual clock. No sockets, no threads, no sleeping.
+
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu::core::peer_config::host_candidate;
+use sfu::core::{Core, CoreConfig, Output, PeerId, Signal};
+
+pub const SFU_ADDR: &str = "192.0.2.1:7882";
+pub const VP8_PT: u8 = 96;
+pub const OPUS_PT: u8 = 111;
+
+/// A packet as a simulated client received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The publisher's peer id, from the track's media stream id.
+    pub stream_id: String,
+    pub header: Header,
+    pub payload: Bytes,
+}
+
+/// One simulated participant.
+pub struct Client {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub pc: RTCPeerConnection,
+    pub peer_id: Option<PeerId>,
+    pub connected: bool,
+    pub signals: Vec<Signal>,
+    pub received: Vec<Received>,
+    /// track id on this connection → media stream id (publisher).
+    track_streams: HashMap<String, String>,
+    pub video_sender: Option<(RTCRtpSenderId, u32)>,
+    pub audio_sender: Option<(RTCRtpSenderId, u32)>,
+}
+
+/// The core, its clients and the virtual clock.
+pub struct Sim {
+    pub core: Core,
+    pub clients: Vec<Client>,
+    pub now: Instant,
+}
+
+fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        },
+        _ => RTCRtpCodec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+    }
+}
+
+impl Sim {
+    pub fn new() -> Self {
+        let public_addr = SFU_ADDR.parse().unwrap();
+        Self {
+            core: Core::new(CoreConfig { public_addr }),
+            clients: Vec::new(),
+            now: Instant::now(),
+        }
+    }
+
+    /// Adds a client that will publish audio and video if `publish`.
+    pub fn add_client(&mut self, name: &str, publish: bool) -> usize {
+        let index = self.clients.len();
+        let addr: SocketAddr = format!("198.51.100.{}:5000", index + 10).parse().unwrap();
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+        let setting_engine = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(setting_engine)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(self.now)
+            .unwrap();
+        let mut senders = [None, None];
+        if publish {
+            for (i, kind) in [RtpCodecKind::Audio, RtpCodecKind::Video]
+                .into_iter()
+                .enumerate()
+            {
+                let ssrc = 1000 + 100 * index as u32 + i as u32;
+                let track = MediaStreamTrack::new(
+                    format!("{name}-stream"),
+                    format!("{name}-{kind}"),
+                    format!("{name}-{kind}"),
+                    kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            ..Default::default()
+                        },
+                        active: true,
+                        codec: codec(kind),
+                        ..Default::default()
+                    }],
+                );
+                senders[i] = Some((pc.add_track(track).unwrap(), ssrc));
+            }
+        } else {
+            pc.add_transceiver_from_kind(RtpCodecKind::Audio, None)
+                .unwrap();
+        }
+        pc.add_local_candidate(host_candidate(addr).unwrap())
+            .unwrap();
+        self.clients.push(Client {
+            name: name.to_owned(),
+            addr,
+            pc,
+            peer_id: None,
+            connected: false,
+            signals: Vec::new(),
+            received: Vec::new(),
+            track_streams: HashMap::new(),
+            audio_sender: senders[0],
+            video_sender: senders[1],
+        });
+        index
+    }
+
+    /// Joins `room` and makes the client's first offer.
+    pub fn join(&mut self, index: usize, room: &str) -> PeerId {
+        let name = self.clients[index].name.clone();
+        let joined = self.core.join(self.now, room, &name).unwrap();
+        let client = &mut self.clients[index];
+        client.peer_id = Some(joined.peer_id);
+        let offer = client.pc.create_offer(None).unwrap();
+        client
+            .pc
+            .set_local_description(self.now, offer.clone())
+            .unwrap();
+        self.core
+            .handle_offer(self.now, joined.peer_id, offer.sdp)
+            .unwrap();
+        self.pump();
+        joined.peer_id
+    }
+
+    pub fn leave(&mut self, index: usize) {
+        let id = self.clients[index].peer_id.take().unwrap();
+        self.core.leave(self.now, id).unwrap();
+        self.pump();
+    }
+
+    fn client_of(&self, peer: PeerId) -> Option<usize> {
+        self.clients.iter().position(|c| c.peer_id == Some(peer))
+    }
+
+    /// Delivers signaling and datagrams until nothing moves.
+    pub fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(Output { peer, signal }) = self.core.poll_output() {
+                moved = true;
+                let Some(i) = self.client_of(peer) else {
+                    continue;
+                };
+                self.apply_signal(i, signal);
+            }
+            while let Some(t) = self.core.poll_transmit() {
+                moved = true;
+                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                    let input = TaggedBytesMut {
+                        now: self.now,
+                        transport: TransportContext {
+                            local_addr: c.addr,
+                            peer_addr: sfu_addr(),
+                            ecn: None,
+                            transport_protocol: TransportProtocol::UDP,
+                        },
+                        message: t.data,
+                    };
+                    let _ = c.pc.handle_read(input);
+                }
+            }
+            for c in self.clients.iter_mut() {
+                moved |= drain_client(c);
+            }
+            let mut datagrams = Vec::new();
+            for c in self.clients.iter_mut() {
+                while let Some(w) = c.pc.poll_write() {
+                    datagrams.push((c.addr, w.message));
+                }
+            }
+            for (source, data) in datagrams {
+                moved = true;
+                self.core.handle_datagram(self.now, source, data);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the simulation did not settle");
+    }
+
+    fn apply_signal(&mut self, i: usize, signal: Signal) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        match &signal {
+            Signal::Answer { sdp } => {
+                let answer = RTCSessionDescription::answer(sdp.clone()).unwrap();
+                c.pc.set_remote_description(now, answer).unwrap();
+            }
+            Signal::Offer { sdp } => {
+                let offer = RTCSessionDescription::offer(sdp.clone()).unwrap();
+                c.pc.set_remote_description(now, offer).unwrap();
+                let answer = c.pc.create_answer(None).unwrap();
+                c.pc.set_local_description(now, answer.clone()).unwrap();
+                let id = c.peer_id.unwrap();
+                self.core.handle_answer(now, id, answer.sdp).unwrap();
+            }
+            _ => {}
+        }
+        self.clients[i].signals.push(signal);
+    }
+
+    /// Advances the virtual clock by `d` in 5 ms steps, running timers.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(5);
+            let now = self.now;
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                self.core.handle_timeout(now);
+            }
+            for c in self.clients.iter_mut() {
+                if c.pc.poll_timeout().is_some_and(|t| t <= now) {
+                    let _ = c.pc.handle_timeout(now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    /// Runs until every joined client is connected, or panics after 10 virtual seconds.
+    pub fn connect_all(&mut self) {
+        for _ in 0..2000 {
+            if self
+                .clients
+                .iter()
+                .all(|c| c.peer_id.is_none() || c.connected)
+            {
+                return;
+            }
+            self.advance(Duration::from_millis(5));
+        }
+        panic!("clients did not connect");
+    }
+
+    /// Sends one RTP packet from a publishing client.
+    pub fn send_video(&mut self, i: usize, seq: u16, timestamp: u32, payload: &[u8]) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let (sender, ssrc) = c.video_sender.expect("a publishing client");
+        let packet = Packet {
+            header: Header {
+                version: 2,
+                payload_type: VP8_PT,
+                sequence_number: seq,
+                timestamp,
+                ssrc,
+                marker: true,
+                ..Default::default()
+            },
+            payload: Bytes::copy_from_slice(payload),
+        };
+        c.pc.rtp_sender(sender)
+            .unwrap()
+            .write_rtp(now, packet)
+            .unwrap();
+        self.pump();
+    }
+
+    /// Video packets a client received from `publisher`.
+    pub fn video_from(&self, i: usize, publisher: PeerId) -> Vec<Received> {
+        let publisher = publisher.to_string();
+        self.clients[i]
+            .received
+            .iter()
+            .filter(|r| r.stream_id == publisher && r.header.payload_type == VP8_PT)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Every datagram of the core leaves from the shared port.
+fn sfu_addr() -> SocketAddr {
+    SFU_ADDR.parse().unwrap()
+}
+
+fn drain_client(c: &mut Client) -> bool {
+    let mut moved = false;
+    while let Some(event) = c.pc.poll_event() {
+        moved = true;
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                c.connected = state == RTCPeerConnectionState::Connected;
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                let stream = init.stream_ids.first().cloned().unwrap_or_default();
+                c.track_streams.insert(init.track_id, stream);
+            }
+            _ => {}
+        }
+    }
+    while let Some(msg) = c.pc.poll_read() {
+        moved = true;
+        if let RTCMessage::RtpPacket(track_id, packet) = msg.message {
+            let stream_id = c.track_streams.get(&track_id).cloned().unwrap_or_default();
+            c.received.push(Received {
+                stream_id,
+                header: packet.header,
+                payload: packet.payload,
+            });
+        }
+    }
+    moved
+}

@@ -1,0 +1,234 @@
+//! The core forwarding real `rtc` peers' media, on a virtual clock.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::Sim;
+use sfu::core::{DropReason, Signal};
+
+/// Sends `count` video packets from client `i`, starting at `seq`, one
+/// 3000-tick frame each, with the packet index in the payload.
+fn send_run(sim: &mut Sim, i: usize, seq: u16, count: u16, first_index: u32) {
+    for k in 0..count {
+        let index = first_index + u32::from(k);
+        let mut payload = vec![0u8; 100];
+        payload[..4].copy_from_slice(&index.to_be_bytes());
+        sim.send_video(i, seq.wrapping_add(k), 90_000 + index * 3000, &payload);
+        sim.advance(Duration::from_millis(5));
+    }
+}
+
+fn index_of(r: &common::Received) -> u32 {
+    u32::from_be_bytes([r.payload[0], r.payload[1], r.payload[2], r.payload[3]])
+}
+
+/// Asserts that received packets are in order, with contiguous sequence
+/// numbers (mod 2^16) and timestamps that keep the publisher's spacing.
+fn assert_continuous(received: &[common::Received]) {
+    for pair in received.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert_eq!(
+            b.header.sequence_number,
+            a.header.sequence_number.wrapping_add(1),
+            "sequence gap"
+        );
+        let frames = index_of(b) - index_of(a);
+        assert_eq!(
+            b.header.timestamp.wrapping_sub(a.header.timestamp),
+            frames * 3000,
+            "timestamp jump"
+        );
+        assert_eq!(a.header.ssrc, b.header.ssrc);
+    }
+}
+
+#[test]
+fn forwards_to_every_subscriber_with_its_own_ssrc() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let subscribers: Vec<usize> = (0..4)
+        .map(|i| sim.add_client(&format!("sub{i}"), false))
+        .collect();
+    let alice = sim.join(publisher, "room");
+    for &s in &subscribers {
+        sim.join(s, "room");
+    }
+    sim.connect_all();
+    // Tracks are published when their first packet arrives.
+    send_run(&mut sim, publisher, 100, 1, 0);
+    sim.advance(Duration::from_millis(200));
+    send_run(&mut sim, publisher, 101, 200, 1);
+
+    let mut ssrcs = HashSet::new();
+    for &s in &subscribers {
+        let got = sim.video_from(s, alice);
+        assert!(
+            got.len() >= 200,
+            "subscriber {s} got {} of 201 packets",
+            got.len()
+        );
+        assert_continuous(&got);
+        assert_eq!(index_of(got.last().unwrap()), 200);
+        assert_ne!(
+            got[0].header.ssrc, 1001,
+            "the publisher's SSRC must be rewritten"
+        );
+        ssrcs.insert(got[0].header.ssrc);
+    }
+    assert_eq!(
+        ssrcs.len(),
+        subscribers.len(),
+        "each subscription has its own SSRC"
+    );
+    let snap = sim.core.snapshot();
+    assert_eq!(snap.peers, 5);
+    assert_eq!(snap.rooms, 1);
+    assert_eq!(snap.video_tracks, 1);
+    assert_eq!(snap.subscriptions, 4);
+    assert!(snap.counters.rtp_out.video_packets >= 4 * 200);
+}
+
+#[test]
+fn late_subscriber_gets_continuous_stream_and_a_keyframe_request() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let early = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    sim.join(early, "room");
+    sim.connect_all();
+    send_run(&mut sim, publisher, 5000, 100, 0);
+    let requests_before = sim.core.snapshot().counters.keyframe_requests_sent;
+
+    // Carol joins mid-stream, long after the last keyframe request.
+    sim.advance(Duration::from_secs(1));
+    let late = sim.add_client("carol", false);
+    sim.join(late, "room");
+    sim.connect_all();
+    send_run(&mut sim, publisher, 5100, 100, 100);
+
+    let got = sim.video_from(late, alice);
+    assert!(got.len() >= 95, "late subscriber got {} packets", got.len());
+    assert!(
+        index_of(&got[0]) >= 100,
+        "nothing from before the join is replayed"
+    );
+    assert_continuous(&got);
+    let requests_after = sim.core.snapshot().counters.keyframe_requests_sent;
+    assert!(
+        requests_after > requests_before,
+        "a keyframe was requested for the late subscriber"
+    );
+    assert_continuous(&sim.video_from(early, alice));
+}
+
+#[test]
+fn sequence_wraparound_is_seamless_end_to_end() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    sim.join(sub, "room");
+    sim.connect_all();
+    send_run(&mut sim, publisher, 65_400, 1, 0);
+    sim.advance(Duration::from_millis(200));
+    send_run(&mut sim, publisher, 65_401, 300, 1);
+    let got = sim.video_from(sub, alice);
+    assert!(got.len() >= 300, "got {}", got.len());
+    assert_continuous(&got);
+    let drops = sim.core.snapshot().counters.dropped;
+    let too_old = DropReason::ALL
+        .iter()
+        .position(|r| *r == DropReason::TooOld)
+        .unwrap();
+    assert_eq!(drops[too_old], 0);
+}
+
+#[test]
+fn leaving_frees_tracks_subscriptions_and_routes() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    let bob = sim.join(sub, "room");
+    sim.connect_all();
+    send_run(&mut sim, publisher, 1, 20, 0);
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(sim.core.snapshot().subscriptions, 1);
+
+    sim.leave(publisher);
+    let snap = sim.core.snapshot();
+    assert_eq!(snap.peers, 1);
+    assert_eq!(snap.video_tracks + snap.audio_tracks, 0);
+    assert_eq!(snap.subscriptions, 0);
+    assert_eq!(snap.counters.leaves_normal, 1);
+    let signals = &sim.clients[sub].signals;
+    assert!(signals.contains(&Signal::ParticipantLeft { peer_id: alice }));
+    assert!(signals
+        .iter()
+        .any(|s| matches!(s, Signal::TrackUnpublished { peer_id, .. } if *peer_id == alice)));
+    // Bob's connection was renegotiated to drop the senders.
+    let offers = signals
+        .iter()
+        .filter(|s| matches!(s, Signal::Offer { .. }))
+        .count();
+    assert!(
+        offers >= 2,
+        "one offer to add the tracks, one to remove them; got {offers}"
+    );
+
+    // Datagrams from Alice's old address reach no one.
+    let unrouted = sim.core.snapshot().counters.datagrams_unrouted;
+    let alice_addr = sim.clients[publisher].addr;
+    sim.core.handle_datagram(
+        sim.now,
+        alice_addr,
+        bytes::BytesMut::from(&[0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1][..]),
+    );
+    assert_eq!(
+        sim.core.snapshot().counters.datagrams_unrouted,
+        unrouted + 1
+    );
+
+    sim.leave(sub);
+    let snap = sim.core.snapshot();
+    assert_eq!((snap.peers, snap.rooms), (0, 0));
+    assert!(sim.core.room_peers("room").is_empty());
+    let _ = bob;
+}
+
+#[test]
+fn garbage_datagrams_are_counted_not_fatal() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    sim.join(sub, "room");
+    sim.connect_all();
+    let stranger = "203.0.113.9:4000".parse().unwrap();
+    for len in [0usize, 1, 12, 100, 1500] {
+        sim.core.handle_datagram(
+            sim.now,
+            stranger,
+            bytes::BytesMut::from(&vec![0x80u8; len][..]),
+        );
+    }
+    // Garbage from a pinned address goes to `rtc`, which rejects it.
+    let alice_addr = sim.clients[publisher].addr;
+    for len in [1usize, 13, 200] {
+        sim.core.handle_datagram(
+            sim.now,
+            alice_addr,
+            bytes::BytesMut::from(&vec![0x90u8; len][..]),
+        );
+    }
+    let c = sim.core.snapshot().counters;
+    assert_eq!(c.datagrams_unrouted, 5);
+    send_run(&mut sim, publisher, 1, 30, 0);
+    sim.advance(Duration::from_millis(100));
+    send_run(&mut sim, publisher, 31, 30, 30);
+    assert!(sim.video_from(sub, alice).len() >= 30, "media still flows");
+}
