@@ -29,9 +29,15 @@ impl Core {
             peer.awaiting_answer = false;
             peer.needs_offer = true;
         }
-        peer.pc
-            .set_remote_description(now, offer)
-            .map_err(|e| CoreError::BadSdp(e.to_string()))?;
+        if let Err(err) = peer.pc.set_remote_description(now, offer) {
+            // If our own offer was rolled back, it must still go out.
+            self.maybe_offer(now, id);
+            self.flush(now);
+            return Err(CoreError::BadSdp(err.to_string()));
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return Err(CoreError::UnknownPeer);
+        };
         let first = !peer.negotiated_once;
         if first {
             let candidate =

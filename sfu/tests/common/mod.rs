@@ -20,12 +20,13 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu::core::peer_config::host_candidate;
@@ -57,6 +58,11 @@ pub struct Client {
     track_streams: HashMap<String, String>,
     pub video_sender: Option<(RTCRtpSenderId, u32)>,
     pub audio_sender: Option<(RTCRtpSenderId, u32)>,
+    /// Receivers of forwarded tracks and their SSRCs.
+    pub receivers: Vec<(RTCRtpReceiverId, u32)>,
+    /// Answer server offers at once (otherwise they wait in `held_offers`).
+    pub auto_answer: bool,
+    pub held_offers: Vec<String>,
 }
 
 /// The core, its clients and the virtual clock.
@@ -153,6 +159,9 @@ impl Sim {
             track_streams: HashMap::new(),
             audio_sender: senders[0],
             video_sender: senders[1],
+            receivers: Vec::new(),
+            auto_answer: true,
+            held_offers: Vec::new(),
         });
         index
     }
@@ -240,6 +249,7 @@ impl Sim {
                 let answer = RTCSessionDescription::answer(sdp.clone()).unwrap();
                 c.pc.set_remote_description(now, answer).unwrap();
             }
+            Signal::Offer { sdp } if !c.auto_answer => c.held_offers.push(sdp.clone()),
             Signal::Offer { sdp } => {
                 let offer = RTCSessionDescription::offer(sdp.clone()).unwrap();
                 c.pc.set_remote_description(now, offer).unwrap();
@@ -310,6 +320,23 @@ impl Sim {
         self.pump();
     }
 
+    /// Sends a PLI for every track client `i` receives.
+    pub fn send_pli(&mut self, i: usize) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        for (receiver, ssrc) in c.receivers.clone() {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            c.pc.rtp_receiver(receiver)
+                .unwrap()
+                .write_rtcp(now, vec![Box::new(pli)])
+                .unwrap();
+        }
+        self.pump();
+    }
+
     /// Video packets a client received from `publisher`.
     pub fn video_from(&self, i: usize, publisher: PeerId) -> Vec<Received> {
         let publisher = publisher.to_string();
@@ -338,6 +365,7 @@ fn drain_client(c: &mut Client) -> bool {
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                 let stream = init.stream_ids.first().cloned().unwrap_or_default();
                 c.track_streams.insert(init.track_id, stream);
+                c.receivers.push((init.receiver_id, init.ssrc));
             }
             _ => {}
         }

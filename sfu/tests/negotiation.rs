@@ -1,0 +1,133 @@
+//! Renegotiation and keyframe requests against real `rtc` peers.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::Sim;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use sfu::core::Signal;
+
+fn frames(sim: &mut Sim, publisher: usize, first_seq: u16, count: u16) {
+    for k in 0..count {
+        sim.send_video(
+            publisher,
+            first_seq.wrapping_add(k),
+            u32::from(k) * 3000,
+            &[0u8; 50],
+        );
+        sim.advance(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn subscriber_keyframe_requests_are_coalesced_per_track() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let subs: Vec<usize> = (0..5)
+        .map(|i| sim.add_client(&format!("s{i}"), false))
+        .collect();
+    sim.join(publisher, "room");
+    for &s in &subs {
+        sim.join(s, "room");
+    }
+    sim.connect_all();
+    frames(&mut sim, publisher, 1, 10);
+    sim.advance(Duration::from_secs(1));
+    let before = sim.core.snapshot().counters;
+
+    // Every subscriber asks for a keyframe at the same moment, twice.
+    for _ in 0..2 {
+        for &s in &subs {
+            sim.send_pli(s);
+        }
+    }
+    let after = sim.core.snapshot().counters;
+    assert!(after.keyframe_requests_received - before.keyframe_requests_received >= 10);
+    assert_eq!(
+        after.keyframe_requests_sent - before.keyframe_requests_sent,
+        1,
+        "one PLI upstream"
+    );
+
+    // After the throttle interval, the next request goes through.
+    sim.advance(Duration::from_millis(600));
+    sim.send_pli(subs[0]);
+    assert_eq!(
+        sim.core.snapshot().counters.keyframe_requests_sent - before.keyframe_requests_sent,
+        2
+    );
+}
+
+#[test]
+fn client_offer_during_server_offer_is_answered_and_server_reoffers() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    let bob = sim.join(sub, "room");
+    sim.connect_all();
+
+    // Bob holds the server's offer (tracks being added) and makes his own.
+    sim.clients[sub].auto_answer = false;
+    frames(&mut sim, publisher, 1, 3);
+    assert_eq!(
+        sim.clients[sub].held_offers.len(),
+        1,
+        "the server offered Alice's tracks"
+    );
+    let now = sim.now;
+    let c = &mut sim.clients[sub];
+    c.pc.add_transceiver_from_kind(RtpCodecKind::Video, None)
+        .unwrap();
+    let offer = c.pc.create_offer(None).unwrap();
+    c.pc.set_local_description(now, offer.clone()).unwrap();
+    c.auto_answer = true;
+    c.held_offers.clear();
+    sim.core.handle_offer(now, bob, offer.sdp).unwrap();
+    sim.pump();
+
+    let signals = &sim.clients[sub].signals;
+    let answer_at = signals
+        .iter()
+        .rposition(|s| matches!(s, Signal::Answer { .. }))
+        .unwrap();
+    let reoffer_at = signals
+        .iter()
+        .rposition(|s| matches!(s, Signal::Offer { .. }))
+        .unwrap();
+    assert!(
+        reoffer_at > answer_at,
+        "the server re-offers after answering"
+    );
+
+    frames(&mut sim, publisher, 4, 50);
+    let got = sim.video_from(sub, alice);
+    assert!(
+        got.len() >= 45,
+        "media flows after the glare; got {}",
+        got.len()
+    );
+}
+
+#[test]
+fn answer_without_offer_and_bad_sdp_are_refused_without_harm() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    let bob = sim.join(sub, "room");
+    sim.connect_all();
+    let now = sim.now;
+    assert!(sim.core.handle_answer(now, bob, "v=0".into()).is_err());
+    assert!(sim.core.handle_offer(now, bob, "garbage".into()).is_err());
+    let bogus = RTCSessionDescription::offer("v=0\r\n".into());
+    if let Ok(bogus) = bogus {
+        assert!(sim.core.handle_offer(now, bob, bogus.sdp).is_err());
+    }
+    frames(&mut sim, publisher, 1, 40);
+    assert!(sim.video_from(sub, alice).len() >= 35);
+}
