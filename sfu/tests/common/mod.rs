@@ -63,6 +63,8 @@ pub struct Client {
     /// Answer server offers at once (otherwise they wait in `held_offers`).
     pub auto_answer: bool,
     pub held_offers: Vec<String>,
+    /// RTCP messages `poll_read` handed to this client.
+    pub rtcp_read: usize,
 }
 
 /// The core, its clients and the virtual clock.
@@ -162,6 +164,7 @@ impl Sim {
             receivers: Vec::new(),
             auto_answer: true,
             held_offers: Vec::new(),
+            rtcp_read: 0,
         });
         index
     }
@@ -372,13 +375,17 @@ fn drain_client(c: &mut Client) -> bool {
     }
     while let Some(msg) = c.pc.poll_read() {
         moved = true;
-        if let RTCMessage::RtpPacket(track_id, packet) = msg.message {
-            let stream_id = c.track_streams.get(&track_id).cloned().unwrap_or_default();
-            c.received.push(Received {
-                stream_id,
-                header: packet.header,
-                payload: packet.payload,
-            });
+        match msg.message {
+            RTCMessage::RtpPacket(track_id, packet) => {
+                let stream_id = c.track_streams.get(&track_id).cloned().unwrap_or_default();
+                c.received.push(Received {
+                    stream_id,
+                    header: packet.header,
+                    payload: packet.payload,
+                });
+            }
+            RTCMessage::RtcpPacket(..) => c.rtcp_read += 1,
+            _ => {}
         }
     }
     moved
