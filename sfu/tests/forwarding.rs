@@ -232,3 +232,73 @@ fn garbage_datagrams_are_counted_not_fatal() {
     send_run(&mut sim, publisher, 31, 30, 30);
     assert!(sim.video_from(sub, alice).len() >= 30, "media still flows");
 }
+
+/// Every video codec `rtc` negotiates is forwarded, with the payload type
+/// the subscriber's leg chose for that exact codec (profile included).
+#[test]
+fn forwards_h264_vp9_and_av1_with_the_subscribers_payload_type() {
+    use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+    let codecs = [
+        (
+            "video/H264",
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+        (
+            "video/H264",
+            "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f",
+        ),
+        ("video/VP9", "profile-id=0"),
+        ("video/AV1", "profile-id=0"),
+    ];
+    for (mime, fmtp) in codecs {
+        let mut sim = Sim::new();
+        let codec = RTCRtpCodec {
+            mime_type: mime.into(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.into(),
+            rtcp_feedback: vec![],
+        };
+        let publisher = sim.add_client_with("alice", Some(codec));
+        let sub = sim.add_client("bob", false);
+        let alice = sim.join(publisher, "room");
+        sim.join(sub, "room");
+        sim.connect_all();
+        send_run(&mut sim, publisher, 1, 1, 0);
+        sim.advance(Duration::from_millis(200));
+        send_run(&mut sim, publisher, 2, 50, 1);
+        let got = sim.video_from(sub, alice);
+        assert!(got.len() >= 50, "{mime} {fmtp}: got {}", got.len());
+        assert_continuous(&got);
+        // The payload type on Bob's leg must name the same codec and profile.
+        let pt = got[0].header.payload_type;
+        let c = &mut sim.clients[sub];
+        let receiver = c.receivers.iter().map(|(r, _)| *r).find(|r| {
+            c.pc.rtp_receiver(*r).is_some_and(|mut r| {
+                r.track().kind() == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video
+            })
+        });
+        let mut receiver = c.pc.rtp_receiver(receiver.unwrap()).unwrap();
+        let negotiated = receiver
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|p| p.payload_type == pt)
+            .map(|p| {
+                (
+                    p.rtp_codec.mime_type.clone(),
+                    p.rtp_codec.sdp_fmtp_line.clone(),
+                )
+            })
+            .unwrap();
+        assert!(
+            negotiated.0.eq_ignore_ascii_case(mime),
+            "{mime}: got {negotiated:?}"
+        );
+        assert_eq!(
+            negotiated.1, fmtp,
+            "{mime}: payload type {pt} names {negotiated:?}"
+        );
+    }
+}

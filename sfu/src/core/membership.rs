@@ -296,7 +296,7 @@ impl Core {
                 kind: track.kind,
                 sender_id: RTCRtpSenderId::from(transceiver),
                 local_track_id: local_track_id.clone(),
-                mime_type: track.codec.mime_type.clone(),
+                codec: track.codec.clone(),
                 forwarder: Forwarder::new(
                     ssrc,
                     rand::random(),

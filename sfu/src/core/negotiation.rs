@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
 
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::peer_config::host_candidate;
@@ -97,13 +98,8 @@ impl Core {
             let Some(mut sender) = peer.pc.rtp_sender(sub.sender_id) else {
                 continue;
             };
-            let payload_type = sender
-                .get_parameters()
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&sub.mime_type))
-                .map(|c| c.payload_type);
+            let payload_type =
+                negotiated_payload_type(&sender.get_parameters().rtp_parameters.codecs, &sub.codec);
             match payload_type {
                 Some(pt) => {
                     sub.forwarder.set_payload_type(pt);
@@ -112,7 +108,7 @@ impl Core {
                     }
                 }
                 None => {
-                    tracing::warn!(peer = %id, track = %sub.track, codec = %sub.mime_type, "subscriber did not accept the codec")
+                    tracing::warn!(peer = %id, track = %sub.track, codec = %sub.codec.mime_type, "subscriber did not accept the codec")
                 }
             }
         }
@@ -173,5 +169,55 @@ impl Core {
         peer.needs_offer = false;
         self.emit(id, Signal::Offer { sdp });
         self.mark_dirty(id);
+    }
+}
+
+/// The payload type a leg negotiated for `codec`: the same MIME type and
+/// format parameters (an H.264 profile or packetization mode is a different
+/// codec), else the same MIME type.
+fn negotiated_payload_type(
+    negotiated: &[RTCRtpCodecParameters],
+    codec: &RTCRtpCodec,
+) -> Option<u8> {
+    let same_mime =
+        |p: &&RTCRtpCodecParameters| p.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type);
+    negotiated
+        .iter()
+        .filter(same_mime)
+        .find(|p| p.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line)
+        .or_else(|| negotiated.iter().find(same_mime))
+        .map(|p| p.payload_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(mime: &str, fmtp: &str, payload_type: u8) -> RTCRtpCodecParameters {
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.into(),
+                clock_rate: 90_000,
+                sdp_fmtp_line: fmtp.into(),
+                ..Default::default()
+            },
+            payload_type,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prefers_the_exact_profile() {
+        let leg = [
+            params("video/H264", "packetization-mode=0", 100),
+            params("video/H264", "packetization-mode=1", 102),
+            params("video/VP8", "", 96),
+        ];
+        let want = params("video/h264", "packetization-mode=1", 0).rtp_codec;
+        assert_eq!(negotiated_payload_type(&leg, &want), Some(102));
+        let other = params("video/H264", "profile-level-id=640c1f", 0).rtp_codec;
+        assert_eq!(negotiated_payload_type(&leg, &other), Some(100));
+        let missing = params("video/AV1", "", 0).rtp_codec;
+        assert_eq!(negotiated_payload_type(&leg, &missing), None);
     }
 }

@@ -1,6 +1,7 @@
 //! A Subscription: one Track delivered to one Peer, with its own sender on
 //! that Peer's connection and its own Forwarder.
 
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::forwarder::Forwarder;
@@ -18,8 +19,9 @@ pub struct Subscription {
     /// The track id of that sender on the subscriber's connection; RTCP about
     /// it (PLI, FIR) arrives under this id.
     pub local_track_id: String,
-    /// The codec's MIME type, to find the payload type the subscriber negotiated.
-    pub mime_type: String,
+    /// The publisher's codec, to find the payload type the subscriber
+    /// negotiated for it.
+    pub codec: RTCRtpCodec,
     /// Rewrites each packet for this subscriber.
     pub forwarder: Forwarder,
 }

@@ -33,14 +33,13 @@ use sfu::core::peer_config::host_candidate;
 use sfu::core::{Core, CoreConfig, Output, PeerId, Signal};
 
 pub const SFU_ADDR: &str = "192.0.2.1:7882";
-pub const VP8_PT: u8 = 96;
-pub const OPUS_PT: u8 = 111;
 
 /// A packet as a simulated client received it.
 #[derive(Debug, Clone)]
 pub struct Received {
     /// The publisher's peer id, from the track's media stream id.
     pub stream_id: String,
+    pub kind: RtpCodecKind,
     pub header: Header,
     pub payload: Bytes,
 }
@@ -54,8 +53,8 @@ pub struct Client {
     pub connected: bool,
     pub signals: Vec<Signal>,
     pub received: Vec<Received>,
-    /// track id on this connection → media stream id (publisher).
-    track_streams: HashMap<String, String>,
+    /// track id on this connection → media stream id (publisher) and kind.
+    track_streams: HashMap<String, (String, RtpCodecKind)>,
     pub video_sender: Option<(RTCRtpSenderId, u32)>,
     pub audio_sender: Option<(RTCRtpSenderId, u32)>,
     /// Receivers of forwarded tracks and their SSRCs.
@@ -72,6 +71,10 @@ pub struct Sim {
     pub core: Core,
     pub clients: Vec<Client>,
     pub now: Instant,
+}
+
+pub fn vp8() -> RTCRtpCodec {
+    codec(RtpCodecKind::Video)
 }
 
 fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
@@ -105,6 +108,13 @@ impl Sim {
 
     /// Adds a client that will publish audio and video if `publish`.
     pub fn add_client(&mut self, name: &str, publish: bool) -> usize {
+        self.add_client_with(name, publish.then(vp8))
+    }
+
+    /// Adds a client that publishes audio and video in `video_codec`, or
+    /// only receives if `None`.
+    pub fn add_client_with(&mut self, name: &str, video_codec: Option<RTCRtpCodec>) -> usize {
+        let publish = video_codec.is_some();
         let index = self.clients.len();
         let addr: SocketAddr = format!("198.51.100.{}:5000", index + 10).parse().unwrap();
         let mut media_engine = MediaEngine::default();
@@ -138,7 +148,10 @@ impl Sim {
                             ..Default::default()
                         },
                         active: true,
-                        codec: codec(kind),
+                        codec: match kind {
+                            RtpCodecKind::Audio => codec(kind),
+                            _ => video_codec.clone().unwrap_or_else(vp8),
+                        },
                         ..Default::default()
                     }],
                 );
@@ -304,10 +317,23 @@ impl Sim {
         let now = self.now;
         let c = &mut self.clients[i];
         let (sender, ssrc) = c.video_sender.expect("a publishing client");
+        let mut sender = c.pc.rtp_sender(sender).unwrap();
+        let wanted = sender.track().codings()[0].codec.clone();
+        let payload_type = sender
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|p| {
+                p.rtp_codec.mime_type == wanted.mime_type
+                    && p.rtp_codec.sdp_fmtp_line == wanted.sdp_fmtp_line
+            })
+            .map(|p| p.payload_type)
+            .expect("the video codec was negotiated");
         let packet = Packet {
             header: Header {
                 version: 2,
-                payload_type: VP8_PT,
+                payload_type,
                 sequence_number: seq,
                 timestamp,
                 ssrc,
@@ -316,10 +342,7 @@ impl Sim {
             },
             payload: Bytes::copy_from_slice(payload),
         };
-        c.pc.rtp_sender(sender)
-            .unwrap()
-            .write_rtp(now, packet)
-            .unwrap();
+        sender.write_rtp(now, packet).unwrap();
         self.pump();
     }
 
@@ -346,7 +369,7 @@ impl Sim {
         self.clients[i]
             .received
             .iter()
-            .filter(|r| r.stream_id == publisher && r.header.payload_type == VP8_PT)
+            .filter(|r| r.stream_id == publisher && r.kind == RtpCodecKind::Video)
             .cloned()
             .collect()
     }
@@ -367,7 +390,11 @@ fn drain_client(c: &mut Client) -> bool {
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                 let stream = init.stream_ids.first().cloned().unwrap_or_default();
-                c.track_streams.insert(init.track_id, stream);
+                let kind =
+                    c.pc.rtp_receiver(init.receiver_id)
+                        .map(|r| r.track().kind())
+                        .unwrap_or_default();
+                c.track_streams.insert(init.track_id, (stream, kind));
                 c.receivers.push((init.receiver_id, init.ssrc));
             }
             _ => {}
@@ -377,9 +404,10 @@ fn drain_client(c: &mut Client) -> bool {
         moved = true;
         match msg.message {
             RTCMessage::RtpPacket(track_id, packet) => {
-                let stream_id = c.track_streams.get(&track_id).cloned().unwrap_or_default();
+                let (stream_id, kind) = c.track_streams.get(&track_id).cloned().unwrap_or_default();
                 c.received.push(Received {
                     stream_id,
+                    kind,
                     header: packet.header,
                     payload: packet.payload,
                 });
