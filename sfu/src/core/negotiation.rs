@@ -202,7 +202,6 @@ mod tests {
                 ..Default::default()
             },
             payload_type,
-            ..Default::default()
         }
     }
 
