@@ -274,7 +274,7 @@ fn forwards_h264_vp9_and_av1_with_the_subscribers_payload_type() {
         let pt = got[0].header.payload_type;
         let c = &mut sim.clients[sub];
         let receiver = c.receivers.iter().map(|(r, _)| *r).find(|r| {
-            c.pc.rtp_receiver(*r).is_some_and(|mut r| {
+            c.pc.rtp_receiver(*r).is_some_and(|r| {
                 r.track().kind() == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video
             })
         });
