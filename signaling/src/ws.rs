@@ -19,15 +19,26 @@ use crate::protocol::{
 };
 use crate::AppState;
 
-/// Frames above this are refused by the WebSocket layer itself; between
-/// `MAX_MESSAGE_BYTES` and this we close politely with 1009.
-const TRANSPORT_LIMIT: usize = 4 * MAX_MESSAGE_BYTES;
+/// Frames above this are refused by the WebSocket layer itself, which then
+/// drops the connection without a close frame; between `MAX_MESSAGE_BYTES`
+/// and this we close politely with 1009. The bound caps what one socket can
+/// make the server buffer.
+const TRANSPORT_LIMIT: usize = 1024 * 1024;
 /// Close code: message too big (RFC 6455).
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code: going away.
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: internal error (the media connection failed).
 const CLOSE_INTERNAL: u16 = 1011;
+/// How long the closing handshake may take.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether a read failed because a message or frame exceeded the limits.
+fn is_capacity_error(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
 
 /// Upgrades to a signaling session.
 pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
@@ -69,11 +80,12 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
                 Some(Ok(Message::Close(_))) | None => break None,
-                Some(Err(err)) => {
-                    tracing::debug!(%err, "websocket read failed");
-                    s.error("too_big", "message too large or malformed frame");
+                Some(Err(err)) if is_capacity_error(&err) => {
+                    s.error("too_big", format!("message exceeds {MAX_MESSAGE_BYTES} bytes"));
                     break Some((CLOSE_TOO_BIG, format!("message exceeds {MAX_MESSAGE_BYTES} bytes")));
                 }
+                // The client vanished or broke the framing: nothing to answer.
+                Some(Err(_)) => break None,
             },
             signal = next_signal(&mut s.signals) => match signal {
                 Some(signal) => s.on_signal(signal),
@@ -101,6 +113,9 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
             let _ = sink.send(Message::Close(Some(frame))).await;
         }
     }
+    // Sends the close frame (ours, or the reply to the client's) and ends
+    // the stream; a client that stopped reading does not hold us up.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
     if let Some(peer) = s.peer.take() {
         if let Err(err) = state.worker.leave(peer).await {
             tracing::debug!(%peer, %err, "leave on disconnect");
