@@ -346,6 +346,41 @@ impl Sim {
         self.pump();
     }
 
+    /// The SRTP datagrams of `count` video packets from publishing client
+    /// `i`, produced but not delivered (for benchmarks).
+    pub fn video_datagrams(
+        &mut self,
+        i: usize,
+        first_seq: u16,
+        count: usize,
+    ) -> Vec<bytes::BytesMut> {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let (sender, ssrc) = c.video_sender.expect("a publishing client");
+        let mut out = Vec::with_capacity(count);
+        for k in 0..count {
+            let mut sender = c.pc.rtp_sender(sender).unwrap();
+            let payload_type = sender.get_parameters().rtp_parameters.codecs[0].payload_type;
+            let packet = Packet {
+                header: Header {
+                    version: 2,
+                    payload_type,
+                    sequence_number: first_seq.wrapping_add(k as u16),
+                    timestamp: (k as u32 / 4) * 3000,
+                    ssrc,
+                    marker: k % 4 == 3,
+                    ..Default::default()
+                },
+                payload: Bytes::from(vec![0x5au8; 1100]),
+            };
+            sender.write_rtp(now, packet).unwrap();
+            while let Some(w) = c.pc.poll_write() {
+                out.push(w.message);
+            }
+        }
+        out
+    }
+
     /// Sends a PLI for every track client `i` receives.
     pub fn send_pli(&mut self, i: usize) {
         let now = self.now;

@@ -1,0 +1,74 @@
+//! CPU per forwarded packet in the core, without sockets: one publisher's
+//! SRTP video datagrams go into `Core::handle_datagram` and come out as one
+//! encrypted datagram per subscriber from `Core::poll_transmit`.
+//!
+//! `cargo bench -p sfu --bench fanout`; the throughput figure is forwarded
+//! packets per second.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Sim;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+fn connected_room(subscribers: usize) -> (Sim, usize, std::net::SocketAddr) {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("pub", true);
+    let subs: Vec<usize> = (0..subscribers)
+        .map(|i| sim.add_client(&format!("s{i}"), false))
+        .collect();
+    sim.join(publisher, "bench");
+    for s in subs {
+        sim.join(s, "bench");
+    }
+    sim.connect_all();
+    for k in 0..5u16 {
+        sim.send_video(publisher, k, u32::from(k) * 3000, &[0u8; 100]);
+        sim.advance(Duration::from_millis(50));
+    }
+    let addr = sim.clients[publisher].addr;
+    (sim, publisher, addr)
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    group.sample_size(20);
+    for subscribers in [1usize, 10, 50] {
+        let (mut sim, publisher, addr) = connected_room(subscribers);
+        let mut seq: u16 = 100;
+        group.throughput(Throughput::Elements(subscribers as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(subscribers),
+            &subscribers,
+            |b, &n| {
+                b.iter_custom(|iters| {
+                    let datagrams = sim.video_datagrams(publisher, seq, iters as usize);
+                    seq = seq.wrapping_add(iters as u16);
+                    let now = sim.now;
+                    let start = Instant::now();
+                    let mut sent = 0usize;
+                    for d in datagrams {
+                        sim.core.handle_datagram(now, addr, d);
+                        while sim.core.poll_transmit().is_some() {
+                            sent += 1;
+                        }
+                    }
+                    let elapsed = start.elapsed();
+                    assert!(
+                        sent >= iters as usize * n,
+                        "every packet reached every subscriber"
+                    );
+                    elapsed
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);
