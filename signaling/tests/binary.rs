@@ -1,0 +1,89 @@
+//! The `sfu-server` binary as an operator runs it: it prints where it
+//! listens, serves, and exits 0 on SIGTERM and SIGINT.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn spawn(extra_env: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfu-server"));
+    cmd.args(["--bind", "127.0.0.1:0"])
+        .env_remove("SFU_UDP_PORT")
+        .env_remove("SFU_PUBLIC_IP")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("sfu-server starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let url = first
+        .strip_prefix("sfu-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let media = lines.next().expect("a second line").expect("utf-8");
+    assert!(media.starts_with("media on udp 127.0.0.1:"), "{media}");
+    (child, url)
+}
+
+fn get(url: &str, path: &str) -> String {
+    let host = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn signal_and_wait(mut child: Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status after {signal}: {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "no exit within 5 s of {signal}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serves_and_exits_cleanly_on_sigterm() {
+    let (child, url) = spawn(&[("SFU_UDP_PORT", "0")]);
+    assert!(get(&url, "/healthz").contains("200 OK"));
+    assert!(get(&url, "/metrics").contains("sfu_peers 0"));
+    signal_and_wait(child, "TERM");
+}
+
+#[test]
+fn exits_cleanly_on_sigint() {
+    let (child, url) = spawn(&[("SFU_UDP_PORT", "0")]);
+    assert!(get(&url, "/").contains("<!doctype html>"));
+    signal_and_wait(child, "INT");
+}
+
+#[test]
+fn refuses_unspecified_media_address_without_public_ip() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sfu-server"))
+        .args(["--bind", "0.0.0.0:0", "--udp-port", "0"])
+        .env_remove("SFU_PUBLIC_IP")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("public IP"), "{stderr}");
+}
