@@ -1,0 +1,214 @@
+// Helpers for the browser end-to-end tests: spawning sfu-server, launching
+// headless Chromium, joining a call as a participant, and reading WebRTC stats.
+
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A UDP port on 127.0.0.1 that was free a moment ago. */
+export function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => {
+      const { port } = socket.address();
+      socket.close(() => resolve(port));
+    });
+  });
+}
+
+/** Keeps the last `max` lines written to it. */
+class Tail {
+  constructor(max = 300) {
+    this.max = max;
+    this.lines = [];
+  }
+  push(line) {
+    this.lines.push(line);
+    if (this.lines.length > this.max) this.lines.shift();
+  }
+  toString() {
+    return this.lines.join('\n');
+  }
+}
+
+/**
+ * Starts sfu-server on 127.0.0.1 with an ephemeral HTTP port and the given UDP
+ * port, and waits for its "listening on" line.
+ */
+export async function startServer({ udpPort, timeoutMs = 20_000 }) {
+  const bin = process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
+  const args = ['--bind', '127.0.0.1:0', '--udp-port', String(udpPort), '--public-ip', '127.0.0.1'];
+  const env = { ...process.env, NO_COLOR: '1' }; // plain log lines for the failure dump
+  const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = new Tail();
+  let exited = null;
+
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${bin} printed no "listening on" line within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onLine = (stream) => (line) => {
+      output.push(`[${stream}] ${line}`);
+      const m = /sfu-server listening on (http:\/\/\S+)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1].replace(/\/$/, ''));
+      }
+    };
+    readLines(proc.stdout, onLine('stdout'));
+    readLines(proc.stderr, onLine('stderr'));
+    proc.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${bin}: ${err.message}`));
+    });
+    proc.once('exit', (code, signal) => {
+      exited = { code, signal };
+      clearTimeout(timer);
+      reject(new Error(`${bin} exited early (code ${code}, signal ${signal})`));
+    });
+  }).catch((err) => {
+    proc.kill('SIGKILL');
+    err.message += `\n--- server output ---\n${output}`;
+    throw err;
+  });
+
+  return {
+    url,
+    udpPort,
+    output,
+    async stop() {
+      if (exited || proc.exitCode !== null) return;
+      const done = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      const timedOut = await Promise.race([done.then(() => false), sleep(5000).then(() => true)]);
+      if (timedOut) {
+        proc.kill('SIGKILL');
+        await done;
+      }
+    },
+  };
+}
+
+function readLines(stream, onLine) {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  stream.on('end', () => buf && onLine(buf));
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/** Opens the client in a fresh browser context and joins `room` as `name`. */
+export async function joinCall(browser, baseUrl, room, name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  const logs = new Tail(200);
+  page.on('console', (msg) => logs.push(`[${name}] ${msg.type()}: ${msg.text()}`));
+  page.on('pageerror', (err) => logs.push(`[${name}] pageerror: ${err.message}`));
+  await page.goto(`${baseUrl}/?room=${encodeURIComponent(room)}`);
+  await page.fill('#name', name);
+  await page.click('#join');
+  return { name, context, page, logs };
+}
+
+/** Polls `fn` until it returns a truthy value; throws `describe(last)` on timeout. */
+export async function waitFor(fn, { timeoutMs, intervalMs = 250, describe = (v) => String(v) }) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last.ok) return last;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms: ${describe(last)}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * A summary of `window.sfu.pc.getStats()`: framesDecoded of each inbound
+ * video, packetsReceived of each inbound audio, and the remote candidate of
+ * the selected candidate pair.
+ */
+export async function mediaStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu?.pc;
+    if (!pc) return { pc: false, video: [], audio: [], remoteCandidate: null };
+    const report = await pc.getStats();
+    const video = [];
+    const audio = [];
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') video.push(s.framesDecoded ?? 0);
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') audio.push(s.packetsReceived ?? 0);
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        pair = report.get(s.selectedCandidatePairId) ?? pair;
+      }
+    });
+    if (!pair) {
+      report.forEach((s) => {
+        if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pair = s;
+      });
+    }
+    const remote = pair ? report.get(pair.remoteCandidateId) : null;
+    return {
+      pc: true,
+      connectionState: pc.connectionState,
+      video,
+      audio,
+      remoteCandidate: remote
+        ? { address: remote.address ?? remote.ip, port: remote.port, protocol: remote.protocol }
+        : null,
+    };
+  });
+}
+
+export function remoteTileCount(page) {
+  return page.locator('.tile.remote[data-peer-id]').count();
+}
+
+export function remoteTileNames(page) {
+  return page.$$eval('.tile.remote[data-peer-id] .name', (els) =>
+    els.map((e) => e.textContent).sort(),
+  );
+}
+
+export async function fetchMetrics(baseUrl) {
+  const res = await fetch(`${baseUrl}/metrics`);
+  if (!res.ok) throw new Error(`GET /metrics: HTTP ${res.status}`);
+  return res.text();
+}
