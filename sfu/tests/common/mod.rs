@@ -158,7 +158,12 @@ impl Sim {
                 senders[i] = Some((pc.add_track(track).unwrap(), ssrc));
             }
         } else {
-            pc.add_transceiver_from_kind(RtpCodecKind::Audio, None)
+            let recvonly = rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            pc.add_transceiver_from_kind(RtpCodecKind::Audio, Some(recvonly))
                 .unwrap();
         }
         pc.add_local_candidate(host_candidate(addr).unwrap())
