@@ -30,6 +30,13 @@ impl Metrics {
     /// A fresh set.
     pub fn new() -> Self {
         let registry = Registry::new();
+        // CPU seconds, resident memory and open fds of this process.
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics register once");
         let ws_connections = register(
             &registry,
             IntGauge::new("sfu_ws_connections", "Open signaling WebSocket connections")
@@ -260,6 +267,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sfu_ws_connections 1\n"), "{text}");
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("process_cpu_seconds_total"), "{text}");
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
         assert!(
             text.contains("sfu_packets_dropped_total{reason=\"send_failed\"} 0\n"),
             "{text}"
