@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 pub use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{Core, CoreConfig, CoreError, Joined, PeerId, Signal, Snapshot};
+use crate::core::{
+    Core, CoreConfig, CoreError, Joined, ParticipantStats, PeerId, RoomStats, Signal, Snapshot,
+};
 
 /// Commands waiting for the Worker beyond this are refused with `Busy`.
 pub const COMMAND_QUEUE: usize = 1024;
@@ -74,6 +76,21 @@ pub(crate) enum Command {
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
     },
+    Rooms {
+        reply: oneshot::Sender<Vec<RoomStats>>,
+    },
+    Participant {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<ParticipantStats>>,
+    },
+    Kick {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    CloseRoom {
+        room: String,
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 /// The control plane's side of a Worker. Cheap to clone.
@@ -107,7 +124,7 @@ impl Worker {
         let public_addr = SocketAddr::new(public_ip, udp_addr.port());
         socket.set_nonblocking(true)?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let core = Core::new(CoreConfig { public_addr });
+        let core = Core::new(CoreConfig { public_addr }, std::time::Instant::now());
         let thread = std::thread::Builder::new()
             .name("sfu-worker-0".to_owned())
             .spawn(move || crate::io::udp::run_thread(socket, core, rx))?;
@@ -202,5 +219,29 @@ impl WorkerHandle {
     /// Counters and sizes.
     pub async fn snapshot(&self) -> Result<Snapshot, WorkerError> {
         self.request(|reply| Command::Snapshot { reply }).await
+    }
+
+    /// Every room with its participants.
+    pub async fn rooms(&self) -> Result<Vec<RoomStats>, WorkerError> {
+        self.request(|reply| Command::Rooms { reply }).await
+    }
+
+    /// One participant's live figures, if it is here.
+    pub async fn participant(&self, peer: PeerId) -> Result<Option<ParticipantStats>, WorkerError> {
+        self.request(|reply| Command::Participant { peer, reply })
+            .await
+    }
+
+    /// Removes a participant (it is told why).
+    pub async fn kick(&self, peer: PeerId) -> Result<(), WorkerError> {
+        Ok(self
+            .request(|reply| Command::Kick { peer, reply })
+            .await??)
+    }
+
+    /// Removes every participant of a room; returns how many.
+    pub async fn close_room(&self, room: String) -> Result<usize, WorkerError> {
+        self.request(|reply| Command::CloseRoom { room, reply })
+            .await
     }
 }

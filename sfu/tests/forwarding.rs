@@ -90,6 +90,94 @@ fn forwards_to_every_subscriber_with_its_own_ssrc() {
     assert_eq!(snap.video_tracks, 1);
     assert_eq!(snap.subscriptions, 4);
     assert!(snap.counters.rtp_out.video_packets >= 4 * 200);
+    assert_eq!(
+        snap.histograms.join_time.count, 4,
+        "one join time per subscriber"
+    );
+    assert_eq!(
+        snap.counters.ice_connections,
+        [5, 0, 0],
+        "five UDP connections"
+    );
+}
+
+#[test]
+fn operator_figures_come_from_real_rtcp() {
+    use sfu::core::rtcp_tally::RtcpKind;
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    let bob = sim.join(sub, "room");
+    sim.connect_all();
+    // Six seconds of 50 packets per second: receiver and sender reports flow.
+    send_run(&mut sim, publisher, 1, 1, 0);
+    sim.advance(Duration::from_millis(200));
+    for k in 0..30 {
+        send_run(&mut sim, publisher, 2 + k * 10, 10, 1 + u32::from(k) * 10);
+        sim.advance(Duration::from_millis(150));
+    }
+    let snap = sim.core.snapshot();
+    let idx = |k: RtcpKind| RtcpKind::ALL.iter().position(|x| *x == k).unwrap();
+    assert!(
+        snap.rtcp.rtcp_in[idx(RtcpKind::Rr)] > 0,
+        "receiver reports counted: {:?}",
+        snap.rtcp
+    );
+    assert!(
+        snap.rtcp.rtcp_out[idx(RtcpKind::Sr)] > 0,
+        "sender reports counted: {:?}",
+        snap.rtcp
+    );
+    assert!(
+        snap.rtcp.rtcp_out[idx(RtcpKind::Pli)] > 0,
+        "our PLI counted: {:?}",
+        snap.rtcp
+    );
+    assert!(snap.rtcp.rtp_out_wire >= snap.counters.rtp_out.video_packets);
+    assert_eq!(snap.retransmissions(), 0, "no loss, no retransmission");
+    assert!(
+        snap.histograms.subscriber_loss.count > 0,
+        "loss sampled from receiver reports"
+    );
+
+    let now = sim.now;
+    let bob_stats = sim.core.participant(now, bob).unwrap();
+    assert!(bob_stats.connected);
+    assert!(
+        bob_stats.quality.bitrate_out > 0.0,
+        "{:?}",
+        bob_stats.quality
+    );
+    assert_eq!(bob_stats.quality.loss, Some(0.0));
+    let alice_stats = sim.core.participant(now, alice).unwrap();
+    assert!(
+        alice_stats.quality.bitrate_in > 0.0,
+        "{:?}",
+        alice_stats.quality
+    );
+    assert_eq!(
+        alice_stats.tracks.len(),
+        1,
+        "only video was sent, so only video is published"
+    );
+    let rooms = sim.core.rooms(now);
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].participants.len(), 2);
+
+    sim.core.kick(now, bob).unwrap();
+    sim.pump();
+    assert!(sim.clients[sub]
+        .signals
+        .iter()
+        .any(|s| matches!(s, Signal::Removed { .. })));
+    assert_eq!(
+        sim.core.snapshot().counters.leaves,
+        [0, 0, 1, 0],
+        "one kick"
+    );
+    assert_eq!(sim.core.close_room(now, "room"), 1);
+    assert_eq!(sim.core.snapshot().peers, 0);
 }
 
 #[test]
@@ -164,7 +252,7 @@ fn leaving_frees_tracks_subscriptions_and_routes() {
     assert_eq!(snap.peers, 1);
     assert_eq!(snap.video_tracks + snap.audio_tracks, 0);
     assert_eq!(snap.subscriptions, 0);
-    assert_eq!(snap.counters.leaves_normal, 1);
+    assert_eq!(snap.counters.leaves, [1, 0, 0, 0], "one normal leave");
     let signals = &sim.clients[sub].signals;
     assert!(signals.contains(&Signal::ParticipantLeft { peer_id: alice }));
     assert!(signals

@@ -2,7 +2,17 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// A WebRTC SFU: every call relayed through this server.
 #[derive(Debug, Clone, Parser)]
@@ -21,4 +31,27 @@ pub struct Config {
     /// bind IP; required when binding 0.0.0.0 or behind 1:1 NAT.
     #[arg(long, env = "SFU_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
+
+    /// Bearer token for the admin API under /api. When unset, a random one
+    /// is generated at start-up and printed.
+    #[arg(long, env = "SFU_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "SFU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Loopback on free ports, with `admin_token` as the admin token: what
+    /// in-process tests run.
+    pub fn loopback(admin_token: &str) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            udp_port: 0,
+            public_ip: None,
+            admin_token: Some(admin_token.to_owned()),
+            log_format: LogFormat::Text,
+        }
+    }
 }

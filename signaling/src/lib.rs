@@ -2,6 +2,7 @@
 //! `/metrics`, `/healthz`, and the embedded web client. `sfu-server`
 //! (`main.rs`) parses the command line and calls [`start`].
 
+pub mod api;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
@@ -9,6 +10,7 @@ pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -34,6 +36,10 @@ pub struct AppState {
     pub ice_servers: Vec<IceServer>,
     /// Flips to `true` when the server shuts down; sessions close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// The admin API's bearer token.
+    pub admin_token: String,
+    /// Set when the server stops accepting joins.
+    pub draining: AtomicBool,
 }
 
 /// The HTTP routes.
@@ -41,7 +47,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ws", get(ws::handler))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
+        .merge(api::routes())
         .fallback(web::static_file)
         .with_state(state)
 }
@@ -49,6 +57,21 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     match state.worker.snapshot().await {
         Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "media worker not responding\n",
+        ),
+    }
+}
+
+/// Ready to accept joins: the media Worker answers (so its UDP socket is
+/// bound and its thread running) and the server is not draining.
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if state.draining.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    match state.worker.snapshot().await {
+        Ok(_) => (StatusCode::OK, "ready\n"),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "media worker not responding\n",
@@ -79,6 +102,9 @@ pub struct Server {
     pub udp_addr: SocketAddr,
     /// The address advertised in ICE candidates.
     pub public_addr: SocketAddr,
+    /// The admin API's bearer token (generated when not configured).
+    pub admin_token: String,
+    state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -86,6 +112,7 @@ pub struct Server {
 impl Server {
     /// Stops accepting, closes every session with 1001, and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        self.state.draining.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
         self.task
             .await
@@ -104,13 +131,16 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let handle = worker.handle;
     let (udp_addr, public_addr) = (handle.udp_addr(), handle.public_addr());
+    let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
     let state = Arc::new(AppState {
         worker: handle,
         metrics: Metrics::new(),
         ice_servers: Vec::new(),
         shutdown: shutdown_rx.clone(),
+        admin_token: admin_token.clone(),
+        draining: AtomicBool::new(false),
     });
-    let app = router(state);
+    let app = router(state.clone());
     let mut stop = shutdown_rx;
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -123,7 +153,15 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         http_addr,
         udp_addr,
         public_addr,
+        admin_token,
+        state,
         shutdown: shutdown_tx,
         task,
     })
+}
+
+/// 128 random bits as hex.
+fn random_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -2,6 +2,7 @@
 //! runs until SIGINT or SIGTERM.
 
 use clap::Parser;
+use signaling::config::LogFormat;
 use signaling::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -11,14 +12,28 @@ const DEFAULT_LOG_FILTER: &str =
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = Config::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+    let generated_token = config.admin_token.is_none();
+    let stop = match StopSignals::install() {
+        Ok(stop) => stop,
+        Err(err) => {
+            eprintln!("sfu-server: cannot listen for signals: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let server = match signaling::start(config).await {
         Ok(server) => server,
         Err(err) => {
@@ -31,7 +46,13 @@ async fn main() -> std::process::ExitCode {
         "media on udp {} (advertised as {})",
         server.udp_addr, server.public_addr
     );
-    wait_for_signal().await;
+    if generated_token {
+        println!(
+            "admin API token (generated; set --admin-token to fix it): {}",
+            server.admin_token
+        );
+    }
+    stop.wait().await;
     tracing::info!("shutting down");
     match server.shutdown().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -42,26 +63,36 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, listened for from start-up on, so that a signal
+/// that arrives while the server starts still shuts it down cleanly.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(err) => {
-                    tracing::warn!(%err, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

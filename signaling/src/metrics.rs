@@ -2,10 +2,14 @@
 //! here; the media plane's are read from each Worker's counters at scrape
 //! time (no shared counter on the packet path) and exported as-is.
 
+use prometheus::proto::{Bucket, Histogram as ProtoHistogram, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use sfu::core::{DropReason, Snapshot};
+use sfu::core::histogram::Histogram;
+use sfu::core::quality::Transport;
+use sfu::core::rtcp_tally::RtcpKind;
+use sfu::core::{DropReason, Histograms, LeaveReason, Snapshot};
 
 /// The control plane's metrics.
 pub struct Metrics {
@@ -78,6 +82,7 @@ impl Metrics {
         let media = media_registry(snapshot);
         let mut families = self.registry.gather();
         families.extend(media.gather());
+        families.extend(histogram_families(&snapshot.histograms));
         let mut out = Vec::new();
         if let Err(err) = TextEncoder::new().encode(&families, &mut out) {
             tracing::error!(%err, "metrics encoding failed");
@@ -234,13 +239,113 @@ fn media_registry(s: &Snapshot) -> Registry {
         )
         .expect("valid metric"),
     );
-    leaves
-        .with_label_values(&["normal"])
-        .inc_by(c.leaves_normal);
-    leaves
-        .with_label_values(&["failed"])
-        .inc_by(c.leaves_failed);
+    for (reason, value) in LeaveReason::ALL.iter().zip(c.leaves.iter()) {
+        leaves.with_label_values(&[reason.as_str()]).inc_by(*value);
+    }
+    let ice = register(
+        &r,
+        IntCounterVec::new(
+            Opts::new(
+                "sfu_ice_connections_total",
+                "Media connections established, by transport",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric"),
+    );
+    for (transport, value) in Transport::ALL.iter().zip(c.ice_connections.iter()) {
+        ice.with_label_values(&[transport.as_str()]).inc_by(*value);
+    }
+    let rtcp = register(
+        &r,
+        IntCounterVec::new(
+            Opts::new(
+                "sfu_rtcp_packets_total",
+                "RTCP packets received and sent, by type",
+            ),
+            &["direction", "type"],
+        )
+        .expect("valid metric"),
+    );
+    for (i, kind) in RtcpKind::ALL.iter().enumerate() {
+        rtcp.with_label_values(&["in", kind.as_str()])
+            .inc_by(s.rtcp.rtcp_in[i]);
+        rtcp.with_label_values(&["out", kind.as_str()])
+            .inc_by(s.rtcp.rtcp_out[i]);
+    }
+    counter(
+        &r,
+        "sfu_retransmissions_total",
+        "RTP packets retransmitted to subscribers in answer to NACKs",
+        s.retransmissions(),
+    );
+    let build = register(
+        &r,
+        IntGaugeVec::new(
+            Opts::new("sfu_build_info", "Version and git commit of this build"),
+            &["version", "git_sha"],
+        )
+        .expect("valid metric"),
+    );
+    build
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SFU_GIT_SHA")])
+        .set(1);
     r
+}
+
+fn histogram_family(name: &str, help: &str, h: &Histogram) -> MetricFamily {
+    let buckets = h
+        .cumulative()
+        .map(|(bound, count)| {
+            let mut b = Bucket::default();
+            b.set_upper_bound(bound);
+            b.set_cumulative_count(count);
+            b
+        })
+        .collect();
+    let mut proto = ProtoHistogram::default();
+    proto.set_bucket(buckets);
+    proto.set_sample_count(h.count);
+    proto.set_sample_sum(h.sum);
+    let mut metric = Metric::default();
+    metric.set_histogram(proto);
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(MetricType::HISTOGRAM);
+    family.set_metric(vec![metric]);
+    family
+}
+
+/// The Worker's distributions as Prometheus histograms.
+fn histogram_families(h: &Histograms) -> Vec<MetricFamily> {
+    vec![
+        histogram_family(
+            "sfu_forward_latency_seconds",
+            "Datagram received to forwarded datagram sent, sampled 1 in 8",
+            &h.forward_latency,
+        ),
+        histogram_family(
+            "sfu_join_time_seconds",
+            "Signaling join to the first packet forwarded to the participant",
+            &h.join_time,
+        ),
+        histogram_family(
+            "sfu_subscriber_rtt_seconds",
+            "Subscribers' round-trip time from their receiver reports, sampled every 2 s",
+            &h.subscriber_rtt,
+        ),
+        histogram_family(
+            "sfu_subscriber_jitter_seconds",
+            "Subscribers' interarrival jitter from their receiver reports, sampled every 2 s",
+            &h.subscriber_jitter,
+        ),
+        histogram_family(
+            "sfu_subscriber_loss_ratio",
+            "Subscribers' fraction lost from their receiver reports, sampled every 2 s",
+            &h.subscriber_loss,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -201,6 +201,7 @@ impl ServerMessage {
                 track_id: track_id.to_string(),
             },
             Signal::Closed { reason } => ServerMessage::error("media_failed", reason),
+            Signal::Removed { reason } => ServerMessage::error("kicked", reason),
         }
     }
 

@@ -30,6 +30,8 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: internal error (the media connection failed).
 const CLOSE_INTERNAL: u16 = 1011;
+/// Close code: an administrator removed the participant (application range).
+const CLOSE_REMOVED: u16 = 4001;
 /// How long the closing handshake may take.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -170,12 +172,16 @@ impl Session {
     }
 
     fn on_signal(&mut self, signal: Signal) -> Next {
-        let closed = matches!(signal, Signal::Closed { .. });
+        let close = match &signal {
+            Signal::Closed { .. } => Some((CLOSE_INTERNAL, "media connection failed")),
+            Signal::Removed { .. } => Some((CLOSE_REMOVED, "removed by an administrator")),
+            _ => None,
+        };
         self.outbox.push(ServerMessage::from_signal(signal));
-        if closed {
+        if let Some((code, reason)) = close {
             self.peer = None;
             self.signals = None;
-            return Next::Close(CLOSE_INTERNAL, "media connection failed".to_owned());
+            return Next::Close(code, reason.to_owned());
         }
         Next::Continue
     }

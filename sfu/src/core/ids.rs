@@ -23,7 +23,7 @@ impl fmt::Display for TrackId {
 }
 
 /// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MediaKind {
     /// An audio track (Opus).
     Audio,

@@ -11,6 +11,7 @@ use rtc::shared::marshal::MarshalSize;
 
 use super::forwarder::DropReason;
 use super::ids::{MediaKind, PeerId, TrackId};
+use super::quality::Transport;
 use super::Core;
 
 impl Core {
@@ -26,25 +27,28 @@ impl Core {
             peers,
             tracks,
             counters,
+            histograms,
             dirty,
             ..
         } = self;
         let Some(track_id) = peers
             .get(&publisher)
             .and_then(|p| p.published.get(rtc_track_id))
+            .copied()
         else {
             return;
         };
-        let Some(track) = tracks.get(track_id) else {
+        let Some(track) = tracks.get(&track_id) else {
             return;
         };
         if packet.header.ssrc != track.media_ssrc {
             return;
         }
-        counters.rtp_in.add(
-            track.kind,
-            packet.header.marshal_size() + packet.payload.len(),
-        );
+        let size_in = packet.header.marshal_size() + packet.payload.len();
+        counters.rtp_in.add(track.kind, size_in);
+        if let Some(p) = peers.get_mut(&publisher) {
+            p.bytes_in += size_in as u64;
+        }
         // Extension ids differ per leg; none are forwarded yet.
         packet.header.extension = false;
         packet.header.extensions.clear();
@@ -77,6 +81,12 @@ impl Core {
                 continue;
             }
             counters.rtp_out.add(track.kind, size);
+            peer.bytes_out += size as u64;
+            if !peer.first_forwarded {
+                peer.first_forwarded = true;
+                let join_time = now.saturating_duration_since(peer.joined_at);
+                histograms.join_time.observe(join_time.as_secs_f64());
+            }
             if !peer.dirty {
                 peer.dirty = true;
                 dirty.push(*subscriber);
@@ -114,10 +124,17 @@ impl Core {
     /// ICE and DTLS just came up: start forwarding, and ask for keyframes
     /// for every video this Peer receives so it can start decoding.
     pub(super) fn on_connected(&mut self, now: Instant, id: PeerId) {
+        let transport = self.transport_of(now, id);
+        let slot = Transport::ALL
+            .iter()
+            .position(|t| *t == transport)
+            .unwrap_or(0);
+        self.counters.ice_connections[slot] += 1;
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         peer.connected = true;
+        peer.quality.transport = Some(transport);
         let videos: Vec<TrackId> = peer
             .subscriptions
             .values()

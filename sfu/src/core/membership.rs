@@ -29,8 +29,8 @@ impl Core {
             }
         };
         let pwd = rtc::ice::rand::generate_pwd();
-        let pc =
-            build_peer_connection(now, &ufrag, &pwd).map_err(|e| CoreError::Rtc(e.to_string()))?;
+        let pc = build_peer_connection(now, &ufrag, &pwd, self.tally.clone())
+            .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
 
@@ -65,10 +65,20 @@ impl Core {
 
     /// The client asked to leave, or its signaling socket closed.
     pub fn leave(&mut self, now: Instant, id: PeerId) -> Result<(), CoreError> {
+        self.disconnect(now, id, LeaveReason::Normal)
+    }
+
+    /// Removes a Peer for `reason`, freeing everything it holds.
+    pub fn disconnect(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        reason: LeaveReason,
+    ) -> Result<(), CoreError> {
         if !self.peers.contains_key(&id) {
             return Err(CoreError::UnknownPeer);
         }
-        self.remove_peer(now, id, LeaveReason::Normal);
+        self.remove_peer(now, id, reason);
         self.flush(now);
         Ok(())
     }
@@ -123,6 +133,7 @@ impl Core {
             self.transmits.push_back(super::Transmit {
                 destination: out.transport.peer_addr,
                 data: out.message,
+                received_at: None,
             });
         }
         let remaining = match self.rooms.get_mut(&peer.room) {
@@ -139,10 +150,7 @@ impl Core {
         for member in remaining {
             self.emit(member, Signal::ParticipantLeft { peer_id: id });
         }
-        match reason {
-            LeaveReason::Normal => self.counters.leaves_normal += 1,
-            LeaveReason::Failed => self.counters.leaves_failed += 1,
-        }
+        self.counters.leave(reason);
         tracing::info!(peer = %id, room = %peer.room, ?reason, "left");
     }
 

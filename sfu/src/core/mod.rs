@@ -9,21 +9,26 @@
 //! an RTP packet of a Track → for each Subscription, `Forwarder::forward` →
 //! the subscriber's `rtc` sender encrypts → `poll_transmit`.
 
+mod admin;
 pub mod demux;
 pub mod forwarder;
+pub mod histogram;
 pub mod ids;
 mod media;
 mod membership;
 mod negotiation;
 pub mod peer;
 pub mod peer_config;
+pub mod quality;
 pub mod room;
+pub mod rtcp_tally;
 pub mod stats;
 pub mod subscription;
 pub mod track;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -33,12 +38,14 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+pub use admin::{ParticipantStats, RoomStats};
 pub use forwarder::{DropReason, Forwarder};
 pub use ids::{MediaKind, PeerId, TrackId};
-pub use stats::{Counters, Snapshot};
+pub use stats::{Counters, Histograms, Snapshot};
 
 use peer::Peer;
 use room::Room;
+use rtcp_tally::RtcpTally;
 use track::Track;
 
 /// Settings of a core.
@@ -57,6 +64,9 @@ pub struct Transmit {
     pub destination: SocketAddr,
     /// What.
     pub data: BytesMut,
+    /// When the datagram that caused it arrived, if one did (for the
+    /// forwarding-latency histogram).
+    pub received_at: Option<Instant>,
 }
 
 /// A participant as others see it.
@@ -84,8 +94,33 @@ pub struct Joined {
 pub enum LeaveReason {
     /// The client left or closed its signaling socket.
     Normal,
-    /// ICE or DTLS failed, or the connection was lost.
-    Failed,
+    /// Its media connection was up and then lost (ICE consent timed out).
+    Timeout,
+    /// An administrator removed it.
+    Kicked,
+    /// Its media connection never came up (ICE or DTLS failed), or its
+    /// signaling could not keep up.
+    Error,
+}
+
+impl LeaveReason {
+    /// Every reason, in counter order.
+    pub const ALL: [LeaveReason; 4] = [
+        LeaveReason::Normal,
+        LeaveReason::Timeout,
+        LeaveReason::Kicked,
+        LeaveReason::Error,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Normal => "normal",
+            LeaveReason::Timeout => "timeout",
+            LeaveReason::Kicked => "kicked",
+            LeaveReason::Error => "error",
+        }
+    }
 }
 
 /// A message for one participant's signaling socket.
@@ -134,6 +169,11 @@ pub enum Signal {
         /// Why, for people.
         reason: String,
     },
+    /// An administrator removed this Peer; the socket should close.
+    Removed {
+        /// Why, for people.
+        reason: String,
+    },
 }
 
 /// A [`Signal`] addressed to a Peer.
@@ -179,11 +219,17 @@ pub struct Core {
     outputs: VecDeque<Output>,
     dirty: Vec<PeerId>,
     counters: Counters,
+    histograms: Histograms,
+    tally: Arc<RtcpTally>,
+    /// When the next quality sample is due.
+    next_sample: Instant,
+    /// Arrival time of the datagram being handled, stamped on what it causes.
+    ingress: Option<Instant>,
 }
 
 impl Core {
     /// An empty core.
-    pub fn new(config: CoreConfig) -> Self {
+    pub fn new(config: CoreConfig, now: Instant) -> Self {
         Self {
             config,
             peers: HashMap::new(),
@@ -197,6 +243,10 @@ impl Core {
             outputs: VecDeque::new(),
             dirty: Vec::new(),
             counters: Counters::default(),
+            histograms: Histograms::default(),
+            tally: Arc::new(RtcpTally::default()),
+            next_sample: now + quality::SAMPLE_INTERVAL,
+            ingress: None,
         }
     }
 
@@ -242,8 +292,18 @@ impl Core {
         // A STUN request answered to `source` passed the ICE agent's
         // MESSAGE-INTEGRITY check: only then is the 5-tuple pinned.
         let pin = (stun && !self.by_addr.contains_key(&source)).then_some(source);
+        self.ingress = Some(now);
         self.drain(now, peer_id, pin);
         self.flush(now);
+        self.ingress = None;
+    }
+
+    /// Records one forwarding latency: from a datagram's arrival to the
+    /// send of a datagram it caused.
+    pub fn observe_forward_latency(&mut self, latency: std::time::Duration) {
+        self.histograms
+            .forward_latency
+            .observe(latency.as_secs_f64());
     }
 
     /// The next datagram to send, if any.
@@ -266,6 +326,10 @@ impl Core {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_sample {
+            self.sample_quality(now);
+            self.next_sample = now + quality::SAMPLE_INTERVAL;
+        }
         let due: Vec<PeerId> = self
             .peers
             .iter_mut()
@@ -302,6 +366,8 @@ impl Core {
                 .map(|p| p.subscriptions.len() as u64)
                 .sum(),
             counters: self.counters.clone(),
+            rtcp: self.tally.counts(),
+            histograms: self.histograms.clone(),
         }
     }
 
@@ -375,6 +441,7 @@ impl Core {
             self.transmits.push_back(Transmit {
                 destination,
                 data: out.message,
+                received_at: self.ingress,
             });
         }
         if let (true, Some(addr)) = (pinned, pin) {
@@ -405,13 +472,19 @@ impl Core {
                     self.on_connected(now, id);
                 }
                 if matches!(state, RTCPeerConnectionState::Failed) {
+                    let was_connected = self.peers.get(&id).is_some_and(|p| p.connected);
+                    let (reason, text) = if was_connected {
+                        (LeaveReason::Timeout, "media connection lost")
+                    } else {
+                        (LeaveReason::Error, "media connection failed")
+                    };
                     self.emit(
                         id,
                         Signal::Closed {
-                            reason: "media connection failed".to_owned(),
+                            reason: text.to_owned(),
                         },
                     );
-                    self.remove_peer(now, id, LeaveReason::Failed);
+                    self.remove_peer(now, id, reason);
                 }
             }
             _ => {}

@@ -8,6 +8,7 @@ use std::time::Instant;
 use rtc::peer_connection::RTCPeerConnection;
 
 use super::ids::{PeerId, TrackId};
+use super::quality::{Quality, SampleBase};
 use super::subscription::Subscription;
 
 /// One participant.
@@ -42,6 +43,16 @@ pub struct Peer {
     pub subscription_by_local_id: HashMap<String, TrackId>,
     /// ICE and DTLS are up: SRTP can be sent.
     pub connected: bool,
+    /// A packet has been forwarded to it (its join time is recorded).
+    pub first_forwarded: bool,
+    /// RTP bytes received from it.
+    pub bytes_in: u64,
+    /// RTP bytes forwarded to it.
+    pub bytes_out: u64,
+    /// Its latest live figures.
+    pub quality: Quality,
+    /// Byte counts at the last sample.
+    pub sample_base: SampleBase,
     /// Queued for a drain of its connection's output.
     pub dirty: bool,
 }
@@ -71,6 +82,11 @@ impl Peer {
             subscriptions: HashMap::new(),
             subscription_by_local_id: HashMap::new(),
             connected: false,
+            first_forwarded: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            quality: Quality::default(),
+            sample_base: SampleBase::new(now),
             dirty: false,
         }
     }

@@ -2,7 +2,12 @@
 //! Worker's thread; the control plane reads a copy (`Snapshot`) on scrape.
 
 use super::forwarder::DropReason;
+use super::histogram::{
+    Histogram, FORWARD_LATENCY_BOUNDS, JITTER_BOUNDS, JOIN_TIME_BOUNDS, LOSS_BOUNDS, RTT_BOUNDS,
+};
 use super::ids::MediaKind;
+use super::rtcp_tally::RtcpCounts;
+use super::LeaveReason;
 
 /// Packets and bytes, split by media kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -56,13 +61,20 @@ pub struct Counters {
     pub keyframe_requests_received: u64,
     /// Peers that joined.
     pub joins: u64,
-    /// Peers that left, by the client's request or a closed socket.
-    pub leaves_normal: u64,
-    /// Peers removed because ICE or DTLS failed.
-    pub leaves_failed: u64,
+    /// Peers that left, by `LeaveReason::ALL` index.
+    pub leaves: [u64; LeaveReason::ALL.len()],
+    /// Connections that came up, by transport: udp, tcp, relay.
+    pub ice_connections: [u64; 3],
 }
 
 impl Counters {
+    /// Counts one Peer leaving.
+    pub fn leave(&mut self, reason: LeaveReason) {
+        if let Some(i) = LeaveReason::ALL.iter().position(|r| *r == reason) {
+            self.leaves[i] += 1;
+        }
+    }
+
     /// Counts one dropped packet.
     pub fn drop(&mut self, reason: DropReason) {
         if let Some(i) = DropReason::ALL.iter().position(|r| *r == reason) {
@@ -72,7 +84,7 @@ impl Counters {
 }
 
 /// Counters plus the current sizes, as the control plane sees them.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Snapshot {
     /// Rooms with at least one Peer.
     pub rooms: u64,
@@ -86,6 +98,48 @@ pub struct Snapshot {
     pub subscriptions: u64,
     /// The running totals.
     pub counters: Counters,
+    /// RTCP by type, and RTP on the wire.
+    pub rtcp: RtcpCounts,
+    /// The distributions.
+    pub histograms: Histograms,
+}
+
+/// The distributions a Worker keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histograms {
+    /// Datagram received to forwarded datagram sent, sampled (seconds).
+    pub forward_latency: Histogram,
+    /// Signaling join to the first packet forwarded to the Peer (seconds).
+    pub join_time: Histogram,
+    /// Subscribers' round-trip time from their receiver reports (seconds).
+    pub subscriber_rtt: Histogram,
+    /// Subscribers' interarrival jitter from their receiver reports (seconds).
+    pub subscriber_jitter: Histogram,
+    /// Subscribers' fraction lost from their receiver reports (0–1).
+    pub subscriber_loss: Histogram,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Self {
+            forward_latency: Histogram::new(FORWARD_LATENCY_BOUNDS),
+            join_time: Histogram::new(JOIN_TIME_BOUNDS),
+            subscriber_rtt: Histogram::new(RTT_BOUNDS),
+            subscriber_jitter: Histogram::new(JITTER_BOUNDS),
+            subscriber_loss: Histogram::new(LOSS_BOUNDS),
+        }
+    }
+}
+
+impl Histograms {
+    /// Adds another Worker's distributions.
+    pub fn merge(&mut self, other: &Histograms) {
+        self.forward_latency.merge(&other.forward_latency);
+        self.join_time.merge(&other.join_time);
+        self.subscriber_rtt.merge(&other.subscriber_rtt);
+        self.subscriber_jitter.merge(&other.subscriber_jitter);
+        self.subscriber_loss.merge(&other.subscriber_loss);
+    }
 }
 
 impl Snapshot {
@@ -113,7 +167,31 @@ impl Snapshot {
         a.keyframe_requests_throttled += b.keyframe_requests_throttled;
         a.keyframe_requests_received += b.keyframe_requests_received;
         a.joins += b.joins;
-        a.leaves_normal += b.leaves_normal;
-        a.leaves_failed += b.leaves_failed;
+        for (x, y) in a.leaves.iter_mut().zip(b.leaves.iter()) {
+            *x += y;
+        }
+        for (x, y) in a.ice_connections.iter_mut().zip(b.ice_connections.iter()) {
+            *x += y;
+        }
+        for (x, y) in self.rtcp.rtcp_in.iter_mut().zip(other.rtcp.rtcp_in.iter()) {
+            *x += y;
+        }
+        for (x, y) in self
+            .rtcp
+            .rtcp_out
+            .iter_mut()
+            .zip(other.rtcp.rtcp_out.iter())
+        {
+            *x += y;
+        }
+        self.rtcp.rtp_out_wire += other.rtcp.rtp_out_wire;
+        self.histograms.merge(&other.histograms);
+    }
+
+    /// RTP packets sent that were not first sends of forwarded packets:
+    /// retransmissions answering NACKs.
+    pub fn retransmissions(&self) -> u64 {
+        let forwarded = self.counters.rtp_out.audio_packets + self.counters.rtp_out.video_packets;
+        self.rtcp.rtp_out_wire.saturating_sub(forwarded)
     }
 }

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::core::{Core, PeerId, Signal};
+use crate::core::{Core, LeaveReason, PeerId, Signal};
 use crate::worker::Command;
 
 /// Largest datagram read; larger ones are truncated by the kernel and
@@ -42,11 +42,12 @@ pub(crate) fn run_thread(socket: StdUdpSocket, core: Core, commands: mpsc::Recei
 async fn run(socket: UdpSocket, mut core: Core, mut commands: mpsc::Receiver<Command>) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<Signal>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut sample = 0u32;
     loop {
-        send_all(&socket, &mut core).await;
+        send_all(&socket, &mut core, &mut sample).await;
         deliver_signals(&mut core, &mut sessions);
         // Disconnecting a slow participant may have produced more output.
-        send_all(&socket, &mut core).await;
+        send_all(&socket, &mut core, &mut sample).await;
 
         let deadline = core
             .poll_timeout()
@@ -81,7 +82,16 @@ async fn run(socket: UdpSocket, mut core: Core, mut commands: mpsc::Receiver<Com
     tracing::info!("worker stopped");
 }
 
-async fn send_all(socket: &UdpSocket, core: &mut Core) {
+/// One forwarded datagram in this many has its latency recorded.
+const LATENCY_SAMPLE_EVERY: u32 = 8;
+
+/// Whether a datagram is SRTP media (not SRTCP, DTLS or STUN): RTP version
+/// 2, and a payload type outside the RTCP range (RFC 5761).
+fn is_srtp_media(datagram: &[u8]) -> bool {
+    datagram.len() >= 12 && datagram[0] & 0xC0 == 0x80 && !(64..=95).contains(&(datagram[1] & 0x7F))
+}
+
+async fn send_all(socket: &UdpSocket, core: &mut Core, sample: &mut u32) {
     while let Some(transmit) = core.poll_transmit() {
         let result = match socket.try_send_to(&transmit.data, transmit.destination) {
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
@@ -89,8 +99,18 @@ async fn send_all(socket: &UdpSocket, core: &mut Core) {
             }
             other => other,
         };
-        if let Err(err) = result {
-            tracing::debug!(%err, destination = %transmit.destination, "send failed");
+        match result {
+            Ok(_) => {
+                if let Some(received_at) = transmit.received_at {
+                    if is_srtp_media(&transmit.data) {
+                        *sample += 1;
+                        if sample.is_multiple_of(LATENCY_SAMPLE_EVERY) {
+                            core.observe_forward_latency(received_at.elapsed());
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::debug!(%err, destination = %transmit.destination, "send failed"),
         }
     }
 }
@@ -98,7 +118,10 @@ async fn send_all(socket: &UdpSocket, core: &mut Core) {
 fn deliver_signals(core: &mut Core, sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>) {
     let mut overflowed = Vec::new();
     while let Some(output) = core.poll_output() {
-        let closing = matches!(output.signal, Signal::Closed { .. });
+        let closing = matches!(
+            output.signal,
+            Signal::Closed { .. } | Signal::Removed { .. }
+        );
         if let Some(tx) = sessions.get(&output.peer) {
             if tx.try_send(output.signal).is_err() {
                 overflowed.push(output.peer);
@@ -111,7 +134,10 @@ fn deliver_signals(core: &mut Core, sessions: &mut HashMap<PeerId, mpsc::Sender<
     for peer in overflowed {
         if sessions.remove(&peer).is_some() {
             tracing::warn!(%peer, "signaling queue full; disconnecting");
-            if core.leave(Instant::now(), peer).is_err() {
+            if core
+                .disconnect(Instant::now(), peer, LeaveReason::Error)
+                .is_err()
+            {
                 tracing::debug!(%peer, "already gone");
             }
         }
@@ -162,5 +188,41 @@ fn handle_command(
         Command::Snapshot { reply } => {
             let _ = reply.send(core.snapshot());
         }
+        Command::Rooms { reply } => {
+            let _ = reply.send(core.rooms(now));
+        }
+        Command::Participant { peer, reply } => {
+            let _ = reply.send(core.participant(now, peer));
+        }
+        Command::Kick { peer, reply } => {
+            let _ = reply.send(core.kick(now, peer));
+        }
+        Command::CloseRoom { room, reply } => {
+            let _ = reply.send(core.close_room(now, &room));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_srtp_media() {
+        let mut rtp = [0u8; 20];
+        rtp[0] = 0x80;
+        rtp[1] = 96;
+        assert!(is_srtp_media(&rtp));
+        rtp[1] = 0x80 | 111; // marker bit set
+        assert!(is_srtp_media(&rtp));
+        rtp[1] = 200; // SR
+        assert!(!is_srtp_media(&rtp));
+        rtp[1] = 206; // PSFB
+        assert!(!is_srtp_media(&rtp));
+        assert!(!is_srtp_media(&[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0])); // DTLS
+        assert!(!is_srtp_media(&[
+            0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0
+        ])); // STUN
+        assert!(!is_srtp_media(&[0x80, 96]));
     }
 }

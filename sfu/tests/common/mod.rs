@@ -100,7 +100,7 @@ impl Sim {
     pub fn new() -> Self {
         let public_addr = SFU_ADDR.parse().unwrap();
         Self {
-            core: Core::new(CoreConfig { public_addr }),
+            core: Core::new(CoreConfig { public_addr }, Instant::now()),
             clients: Vec::new(),
             now: Instant::now(),
         }

@@ -19,18 +19,17 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 /// How long to wait for any single reply.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The admin API token of test servers.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// A client connection to `/ws`.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Starts a server on loopback with ephemeral TCP and UDP ports.
 pub async fn start_server() -> Server {
-    signaling::start(Config {
-        bind: "127.0.0.1:0".parse().expect("valid address"),
-        udp_port: 0,
-        public_ip: None,
-    })
-    .await
-    .expect("server starts")
+    signaling::start(Config::loopback(ADMIN_TOKEN))
+        .await
+        .expect("server starts")
 }
 
 /// Shuts the server down, failing the test if that takes more than 10 s.

@@ -1,0 +1,152 @@
+//! Per-Peer live figures for operators (bitrates, loss, RTT, jitter,
+//! transport), refreshed every `SAMPLE_INTERVAL` on the Worker's timer from
+//! byte counts and `rtc`'s statistics, which `rtc` computes from the
+//! subscribers' receiver reports. The same samples feed the Worker's
+//! RTT, jitter and loss histograms.
+
+use std::time::{Duration, Instant};
+
+use rtc::peer_connection::transport::RTCIceCandidateType;
+use rtc::statistics::report::RTCStatsReportEntry;
+use rtc::statistics::StatsSelector;
+
+use super::ids::PeerId;
+use super::Core;
+
+/// How often Peers are sampled.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How a Peer's media connection reached the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Direct UDP.
+    Udp,
+    /// ICE-TCP.
+    Tcp,
+    /// Through a TURN relay.
+    Relay,
+}
+
+impl Transport {
+    /// Every transport, in counter order.
+    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Relay];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Relay => "relay",
+        }
+    }
+}
+
+/// The latest figures of one Peer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Quality {
+    /// RTP bits per second received from it, over the last sample interval.
+    pub bitrate_in: f64,
+    /// RTP bits per second forwarded to it.
+    pub bitrate_out: f64,
+    /// Worst fraction lost (0–1) its receiver reports give, over its streams.
+    pub loss: Option<f64>,
+    /// Latest round-trip time in seconds.
+    pub rtt: Option<f64>,
+    /// Worst interarrival jitter in seconds.
+    pub jitter: Option<f64>,
+    /// How its connection reached the SFU, once connected.
+    pub transport: Option<Transport>,
+}
+
+/// Byte counts at the previous sample.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleBase {
+    at: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl SampleBase {
+    /// A base at `now` with no bytes yet.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            at: now,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+}
+
+impl Core {
+    /// Refreshes every Peer's figures and feeds the histograms.
+    pub(super) fn sample_quality(&mut self, now: Instant) {
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let dt = now
+                .saturating_duration_since(peer.sample_base.at)
+                .as_secs_f64();
+            if dt > 0.0 {
+                peer.quality.bitrate_in =
+                    (peer.bytes_in - peer.sample_base.bytes_in) as f64 * 8.0 / dt;
+                peer.quality.bitrate_out =
+                    (peer.bytes_out - peer.sample_base.bytes_out) as f64 * 8.0 / dt;
+            }
+            peer.sample_base = SampleBase {
+                at: now,
+                bytes_in: peer.bytes_in,
+                bytes_out: peer.bytes_out,
+            };
+            if !peer.connected || peer.subscriptions.is_empty() {
+                continue;
+            }
+            let report = peer.pc.get_stats(now, StatsSelector::None);
+            let (mut loss, mut rtt, mut jitter) = (None::<f64>, None::<f64>, None::<f64>);
+            for entry in report.iter() {
+                if let RTCStatsReportEntry::RemoteInboundRtp(s) = entry {
+                    let lost = s.fraction_lost;
+                    let jit = s.received_rtp_stream_stats.jitter;
+                    self.histograms.subscriber_loss.observe(lost);
+                    self.histograms.subscriber_jitter.observe(jit);
+                    loss = Some(loss.map_or(lost, |l| l.max(lost)));
+                    jitter = Some(jitter.map_or(jit, |j| j.max(jit)));
+                    if s.round_trip_time_measurements > 0 {
+                        self.histograms.subscriber_rtt.observe(s.round_trip_time);
+                        rtt = Some(s.round_trip_time);
+                    }
+                }
+            }
+            peer.quality.loss = loss.or(peer.quality.loss);
+            peer.quality.rtt = rtt.or(peer.quality.rtt);
+            peer.quality.jitter = jitter.or(peer.quality.jitter);
+        }
+    }
+
+    /// How a just-connected Peer's selected candidate pair reaches us.
+    pub(super) fn transport_of(&mut self, now: Instant, id: PeerId) -> Transport {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return Transport::Udp;
+        };
+        let report = peer.pc.get_stats(now, StatsSelector::None);
+        let pair = report
+            .candidate_pairs()
+            .find(|p| p.nominated)
+            .or_else(|| report.candidate_pairs().next());
+        let remote = pair.and_then(|p| report.get(&p.remote_candidate_id));
+        match remote {
+            Some(RTCStatsReportEntry::RemoteCandidate(c))
+                if c.candidate_type == RTCIceCandidateType::Relay =>
+            {
+                Transport::Relay
+            }
+            Some(RTCStatsReportEntry::RemoteCandidate(c))
+                if c.protocol.eq_ignore_ascii_case("tcp") =>
+            {
+                Transport::Tcp
+            }
+            _ => Transport::Udp,
+        }
+    }
+}
