@@ -173,11 +173,25 @@ impl HttpResponse {
 
 /// A minimal HTTP/1.1 GET over a fresh connection (`Connection: close`).
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_request(addr, "GET", path, &[]).await
+}
+
+/// A minimal HTTP/1.1 request with no body over a fresh connection.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     assert!(addr.ip().is_loopback(), "tests only talk to loopback");
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     let fut = async {
         let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n{extra}\r\n"
         );
         stream
             .write_all(request.as_bytes())
@@ -189,7 +203,7 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     };
     let raw = timeout(RECV_TIMEOUT, fut)
         .await
-        .expect("HTTP GET timed out");
+        .expect("HTTP request timed out");
     parse_response(&raw)
 }
 
