@@ -7,6 +7,8 @@ import * as ui from './ui.js';
 
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const LEAVE_GRACE_MS = 1000;
+/** Close code the server uses when an administrator removes a participant. */
+const CLOSE_REMOVED = 4001;
 
 /** Session state, read by the browser tests. */
 const sfu = { pc: null, peerId: null, participants: new Map() };
@@ -211,6 +213,7 @@ function onSocketClosed(s, { code, reason, expected }) {
   if (!expected) {
     const why = reason ? `: ${reason}` : '';
     let text = `Connection to the server was closed (code ${code}${why}).`;
+    if (code === CLOSE_REMOVED) text = 'You were removed from the call by an administrator.';
     if (s.joined && (s.mediaState === 'connecting' || s.mediaState === 'failed')) {
       text += " Media never connected: check that the server's UDP media port is reachable.";
     }

@@ -55,9 +55,11 @@ class Tail {
  * Starts sfu-server on 127.0.0.1 with an ephemeral HTTP port and the given UDP
  * port, and waits for its "listening on" line.
  */
-export async function startServer({ udpPort, timeoutMs = 20_000 }) {
+export async function startServer({ udpPort, extraArgs = [], timeoutMs = 20_000 }) {
   const bin = process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
-  const args = ['--bind', '127.0.0.1:0', '--udp-port', String(udpPort), '--public-ip', '127.0.0.1'];
+  const args = [
+    '--bind', '127.0.0.1:0', '--udp-port', String(udpPort), '--public-ip', '127.0.0.1', ...extraArgs,
+  ];
   const env = { ...process.env, NO_COLOR: '1' }; // plain log lines for the failure dump
   const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = new Tail();
