@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 
 use common::Sim;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sfu::core::CoreConfig;
 
-fn connected_room(subscribers: usize) -> (Sim, usize, std::net::SocketAddr) {
-    let mut sim = Sim::new();
+fn connected_room(subscribers: usize, count_rtcp: bool) -> (Sim, usize, std::net::SocketAddr) {
+    let mut config = CoreConfig::new(common::SFU_ADDR.parse().unwrap());
+    config.count_rtcp = count_rtcp;
+    let mut sim = Sim::with_config(config);
     let publisher = sim.add_client("pub", true);
     let subs: Vec<usize> = (0..subscribers)
         .map(|i| sim.add_client(&format!("s{i}"), false))
@@ -35,10 +38,17 @@ fn connected_room(subscribers: usize) -> (Sim, usize, std::net::SocketAddr) {
 }
 
 fn fanout(c: &mut Criterion) {
-    let mut group = c.benchmark_group("fanout");
+    run(c, "fanout", true, &[1, 10, 50]);
+    // The same without counting RTCP by type and media on the wire, to
+    // show what that costs.
+    run(c, "fanout_without_rtcp_count", false, &[50]);
+}
+
+fn run(c: &mut Criterion, name: &str, count_rtcp: bool, sizes: &[usize]) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(20);
-    for subscribers in [1usize, 10, 50] {
-        let (mut sim, publisher, addr) = connected_room(subscribers);
+    for &subscribers in sizes {
+        let (mut sim, publisher, addr) = connected_room(subscribers, count_rtcp);
         let mut seq: u16 = 100;
         group.throughput(Throughput::Elements(subscribers as u64));
         group.bench_with_input(

@@ -124,7 +124,7 @@ impl Worker {
         let public_addr = SocketAddr::new(public_ip, udp_addr.port());
         socket.set_nonblocking(true)?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let core = Core::new(CoreConfig { public_addr }, std::time::Instant::now());
+        let core = Core::new(CoreConfig::new(public_addr), std::time::Instant::now());
         let thread = std::thread::Builder::new()
             .name("sfu-worker-0".to_owned())
             .spawn(move || crate::io::udp::run_thread(socket, core, rx))?;

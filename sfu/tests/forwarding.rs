@@ -103,7 +103,7 @@ fn forwards_to_every_subscriber_with_its_own_ssrc() {
 
 #[test]
 fn operator_figures_come_from_real_rtcp() {
-    use sfu::core::rtcp_tally::RtcpKind;
+    use sfu::core::rtcp_count::RtcpKind;
     let mut sim = Sim::new();
     let publisher = sim.add_client("alice", true);
     let sub = sim.add_client("bob", false);

@@ -8,7 +8,7 @@ use prometheus::{
 };
 use sfu::core::histogram::Histogram;
 use sfu::core::quality::Transport;
-use sfu::core::rtcp_tally::RtcpKind;
+use sfu::core::rtcp_count::RtcpKind;
 use sfu::core::{DropReason, Histograms, LeaveReason, Snapshot};
 
 /// The control plane's metrics.

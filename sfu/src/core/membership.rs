@@ -29,8 +29,8 @@ impl Core {
             }
         };
         let pwd = rtc::ice::rand::generate_pwd();
-        let pc = build_peer_connection(now, &ufrag, &pwd, self.tally.clone())
-            .map_err(|e| CoreError::Rtc(e.to_string()))?;
+        let pc =
+            build_peer_connection(now, &ufrag, &pwd).map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
 
@@ -134,6 +134,7 @@ impl Core {
                 destination: out.transport.peer_addr,
                 data: out.message,
                 received_at: None,
+                media: false,
             });
         }
         let remaining = match self.rooms.get_mut(&peer.room) {

@@ -21,14 +21,13 @@ pub mod peer;
 pub mod peer_config;
 pub mod quality;
 pub mod room;
-pub mod rtcp_tally;
+pub mod rtcp_count;
 pub mod stats;
 pub mod subscription;
 pub mod track;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -45,7 +44,7 @@ pub use stats::{Counters, Histograms, Snapshot};
 
 use peer::Peer;
 use room::Room;
-use rtcp_tally::RtcpTally;
+use rtcp_count::RtcpCounts;
 use track::Track;
 
 /// Settings of a core.
@@ -55,6 +54,20 @@ pub struct CoreConfig {
     /// port on the public address. `rtc` must be told datagrams arrived on
     /// exactly this address.
     pub public_addr: SocketAddr,
+    /// Count RTCP datagrams by type and media datagrams on the wire
+    /// (`sfu_rtcp_packets_total`, `sfu_retransmissions_total`). On by
+    /// default; off only to measure what the counting costs.
+    pub count_rtcp: bool,
+}
+
+impl CoreConfig {
+    /// The default settings for a core advertising `public_addr`.
+    pub fn new(public_addr: SocketAddr) -> Self {
+        Self {
+            public_addr,
+            count_rtcp: true,
+        }
+    }
 }
 
 /// A datagram to send on the shared socket.
@@ -67,6 +80,8 @@ pub struct Transmit {
     /// When the datagram that caused it arrived, if one did (for the
     /// forwarding-latency histogram).
     pub received_at: Option<Instant>,
+    /// It is SRTP media (not SRTCP, DTLS or STUN).
+    pub media: bool,
 }
 
 /// A participant as others see it.
@@ -220,7 +235,7 @@ pub struct Core {
     dirty: Vec<PeerId>,
     counters: Counters,
     histograms: Histograms,
-    tally: Arc<RtcpTally>,
+    rtcp: RtcpCounts,
     /// When the next quality sample is due.
     next_sample: Instant,
     /// Arrival time of the datagram being handled, stamped on what it causes.
@@ -244,7 +259,7 @@ impl Core {
             dirty: Vec::new(),
             counters: Counters::default(),
             histograms: Histograms::default(),
-            tally: Arc::new(RtcpTally::default()),
+            rtcp: RtcpCounts::default(),
             next_sample: now + quality::SAMPLE_INTERVAL,
             ingress: None,
         }
@@ -258,6 +273,9 @@ impl Core {
     /// A datagram arrived on the shared socket from `source`.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: BytesMut) {
         self.counters.datagrams_in += 1;
+        if self.config.count_rtcp {
+            self.rtcp.count_in(&data);
+        }
         let stun = demux::is_stun(&data);
         let peer_id = if stun {
             match demux::stun_local_ufrag(&data) {
@@ -366,7 +384,7 @@ impl Core {
                 .map(|p| p.subscriptions.len() as u64)
                 .sum(),
             counters: self.counters.clone(),
-            rtcp: self.tally.counts(),
+            rtcp: self.rtcp.clone(),
             histograms: self.histograms.clone(),
         }
     }
@@ -438,10 +456,16 @@ impl Core {
             if pin == Some(destination) {
                 pinned = true;
             }
+            let media = if self.config.count_rtcp {
+                self.rtcp.count_out(&out.message)
+            } else {
+                rtcp_count::classify(&out.message) == rtcp_count::DatagramKind::Media
+            };
             self.transmits.push_back(Transmit {
                 destination,
                 data: out.message,
                 received_at: self.ingress,
+                media,
             });
         }
         if let (true, Some(addr)) = (pinned, pin) {

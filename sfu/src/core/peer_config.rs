@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
@@ -22,8 +21,6 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 
-use super::rtcp_tally::{RtcpTally, TallyInterceptor};
-
 /// ICE timing for every Peer: a dead browser is noticed within seconds, not
 /// the 25 s `rtc` defaults to.
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(4);
@@ -38,17 +35,13 @@ pub fn build_peer_connection(
     now: Instant,
     ufrag: &str,
     pwd: &str,
-    tally: Arc<RtcpTally>,
 ) -> Result<RTCPeerConnection, RtcError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
     // The default chain (NACK responder and generator, RTCP reports, TWCC
     // receiver) plus our marker, application-ward of all of them, so that
-    // keyframe requests from subscribers reach the core, and our tally,
-    // wire-ward of all of them, so that it sees every RTCP packet.
-    let registry = Registry::new()
-        .with(Slot::from(14_000), DeliverKeyframeRequests::default())
-        .with(Slot::from(500), TallyInterceptor::new(tally));
+    // keyframe requests from subscribers reach the core.
+    let registry = Registry::new().with(Slot::from(14_000), DeliverKeyframeRequests::default());
     let registry = register_default_interceptors(registry, &mut media_engine)?;
 
     let setting_engine = SettingEngineBuilder::new()

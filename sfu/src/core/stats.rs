@@ -6,7 +6,7 @@ use super::histogram::{
     Histogram, FORWARD_LATENCY_BOUNDS, JITTER_BOUNDS, JOIN_TIME_BOUNDS, LOSS_BOUNDS, RTT_BOUNDS,
 };
 use super::ids::MediaKind;
-use super::rtcp_tally::RtcpCounts;
+use super::rtcp_count::RtcpCounts;
 use super::LeaveReason;
 
 /// Packets and bytes, split by media kind.

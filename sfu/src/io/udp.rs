@@ -85,12 +85,6 @@ async fn run(socket: UdpSocket, mut core: Core, mut commands: mpsc::Receiver<Com
 /// One forwarded datagram in this many has its latency recorded.
 const LATENCY_SAMPLE_EVERY: u32 = 8;
 
-/// Whether a datagram is SRTP media (not SRTCP, DTLS or STUN): RTP version
-/// 2, and a payload type outside the RTCP range (RFC 5761).
-fn is_srtp_media(datagram: &[u8]) -> bool {
-    datagram.len() >= 12 && datagram[0] & 0xC0 == 0x80 && !(64..=95).contains(&(datagram[1] & 0x7F))
-}
-
 async fn send_all(socket: &UdpSocket, core: &mut Core, sample: &mut u32) {
     while let Some(transmit) = core.poll_transmit() {
         let result = match socket.try_send_to(&transmit.data, transmit.destination) {
@@ -102,7 +96,7 @@ async fn send_all(socket: &UdpSocket, core: &mut Core, sample: &mut u32) {
         match result {
             Ok(_) => {
                 if let Some(received_at) = transmit.received_at {
-                    if is_srtp_media(&transmit.data) {
+                    if transmit.media {
                         *sample += 1;
                         if sample.is_multiple_of(LATENCY_SAMPLE_EVERY) {
                             core.observe_forward_latency(received_at.elapsed());
@@ -200,29 +194,5 @@ fn handle_command(
         Command::CloseRoom { room, reply } => {
             let _ = reply.send(core.close_room(now, &room));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_srtp_media() {
-        let mut rtp = [0u8; 20];
-        rtp[0] = 0x80;
-        rtp[1] = 96;
-        assert!(is_srtp_media(&rtp));
-        rtp[1] = 0x80 | 111; // marker bit set
-        assert!(is_srtp_media(&rtp));
-        rtp[1] = 200; // SR
-        assert!(!is_srtp_media(&rtp));
-        rtp[1] = 206; // PSFB
-        assert!(!is_srtp_media(&rtp));
-        assert!(!is_srtp_media(&[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0])); // DTLS
-        assert!(!is_srtp_media(&[
-            0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0
-        ])); // STUN
-        assert!(!is_srtp_media(&[0x80, 96]));
     }
 }

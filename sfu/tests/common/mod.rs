@@ -98,9 +98,12 @@ fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
 
 impl Sim {
     pub fn new() -> Self {
-        let public_addr = SFU_ADDR.parse().unwrap();
+        Self::with_config(CoreConfig::new(SFU_ADDR.parse().unwrap()))
+    }
+
+    pub fn with_config(config: CoreConfig) -> Self {
         Self {
-            core: Core::new(CoreConfig { public_addr }, Instant::now()),
+            core: Core::new(config, Instant::now()),
             clients: Vec::new(),
             now: Instant::now(),
         }
