@@ -1,6 +1,8 @@
 //! `sfu-server`: parses flags, starts signaling and the media Worker, and
 //! runs until SIGINT or SIGTERM.
 
+use std::io::Write;
+
 use clap::Parser;
 use signaling::config::LogFormat;
 use signaling::Config;
@@ -41,17 +43,22 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    println!("sfu-server listening on http://{}", server.http_addr);
-    println!(
-        "media on udp {} (advertised as {})",
-        server.udp_addr, server.public_addr
+    let mut banner = format!(
+        "sfu-server listening on http://{}\nmedia on udp {} (advertised as {})\n",
+        server.http_addr, server.udp_addr, server.public_addr
     );
     if generated_token {
-        println!(
-            "admin API token (generated; set --admin-token to fix it): {}",
+        banner.push_str(&format!(
+            "admin API token (generated; set --admin-token to fix it): {}\n",
             server.admin_token
-        );
+        ));
     }
+    // Whoever started us may have stopped reading stdout; that is no
+    // reason to stop serving.
+    let mut stdout = std::io::stdout();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
     stop.wait().await;
     tracing::info!("shutting down");
     match server.shutdown().await {

@@ -3,6 +3,7 @@
 //! signals back. Bad input gets an `error` message and is counted; it never
 //! ends the session except for an oversized frame (close 1009).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -12,6 +13,8 @@ use futures_util::{SinkExt, StreamExt};
 use sfu::core::{PeerId, Signal};
 use sfu::worker::WorkerError;
 use tokio::sync::mpsc;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::protocol::{
     parse_client_message, validate_name, validate_room, ClientMessage, ParticipantInfo,
@@ -42,11 +45,20 @@ fn is_capacity_error(err: &axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
+/// Numbers signaling connections for the logs.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
 /// Upgrades to a signaling session.
 pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
-        .on_upgrade(move |socket| session(socket, state))
+        .on_upgrade(move |socket| {
+            let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+            // Every log line of this socket carries its connection id, and its
+            // room and peer id once it has joined.
+            let span = tracing::info_span!("ws", conn = id, room = Empty, peer = Empty);
+            session(socket, state).instrument(span)
+        })
 }
 
 /// What the session loop does after handling a client message.
@@ -281,6 +293,10 @@ impl Session {
         match self.state.worker.join(room.clone(), name).await {
             Ok((joined, signals)) => {
                 self.peer = Some(joined.peer_id);
+                let span = tracing::Span::current();
+                span.record("room", room.as_str());
+                span.record("peer", tracing::field::display(joined.peer_id));
+                tracing::debug!("joined");
                 self.signals = Some(signals);
                 self.outbox.push(ServerMessage::Joined {
                     room,

@@ -87,3 +87,38 @@ fn refuses_unspecified_media_address_without_public_ip() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("public IP"), "{stderr}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sfu-server"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--udp-port",
+            "0",
+            "--log-format",
+            "json",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    assert!(first.starts_with("sfu-server listening on "), "{first}");
+    let stderr = child.stderr.take().unwrap();
+    signal_and_wait(child, "TERM");
+    let mut lines = 0;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            value.get("level").is_some() && value.get("timestamp").is_some(),
+            "{line}"
+        );
+        lines += 1;
+    }
+    assert!(lines >= 1, "shutting down logs at least one line");
+}
