@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{
     Core, CoreConfig, CoreError, Joined, ParticipantStats, PeerId, RoomStats, Signal, Snapshot,
+    TrackId,
 };
 
 /// Commands waiting for the Worker beyond this are refused with `Busy`.
@@ -90,6 +91,17 @@ pub(crate) enum Command {
     CloseRoom {
         room: String,
         reply: oneshot::Sender<usize>,
+    },
+    SetMuted {
+        peer: PeerId,
+        track: String,
+        muted: bool,
+        reply: oneshot::Sender<Result<Option<TrackId>, CoreError>>,
+    },
+    Broadcast {
+        peer: PeerId,
+        payload: String,
+        reply: oneshot::Sender<Result<usize, CoreError>>,
     },
 }
 
@@ -236,6 +248,36 @@ impl WorkerHandle {
     pub async fn kick(&self, peer: PeerId) -> Result<(), WorkerError> {
         Ok(self
             .request(|reply| Command::Kick { peer, reply })
+            .await??)
+    }
+
+    /// The participant muted or unmuted its track `track` (its own track id,
+    /// as in its SDP); returns the SFU's Track id if it is published yet.
+    pub async fn set_muted(
+        &self,
+        peer: PeerId,
+        track: String,
+        muted: bool,
+    ) -> Result<Option<TrackId>, WorkerError> {
+        Ok(self
+            .request(|reply| Command::SetMuted {
+                peer,
+                track,
+                muted,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Relays `payload` to everyone else in the participant's room; returns
+    /// how many received it.
+    pub async fn broadcast(&self, peer: PeerId, payload: String) -> Result<usize, WorkerError> {
+        Ok(self
+            .request(|reply| Command::Broadcast {
+                peer,
+                payload,
+                reply,
+            })
             .await??)
     }
 

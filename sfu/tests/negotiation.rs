@@ -131,3 +131,45 @@ fn answer_without_offer_and_bad_sdp_are_refused_without_harm() {
     frames(&mut sim, publisher, 1, 40);
     assert!(sim.video_from(sub, alice).len() >= 35);
 }
+
+#[test]
+fn muting_stops_forwarding_and_tells_the_room() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    let bob = sim.join(sub, "room");
+    sim.connect_all();
+    frames(&mut sim, publisher, 1, 20);
+    let before = sim.video_from(sub, alice).len();
+    assert!(before >= 15);
+
+    // Alice mutes her camera (by its track id in her SDP).
+    let now = sim.now;
+    let track = sim.core.set_track_muted(now, alice, "alice-video", true).unwrap();
+    assert!(track.is_some());
+    sim.pump();
+    assert!(sim.clients[sub]
+        .signals
+        .iter()
+        .any(|s| matches!(s, Signal::TrackMuted { peer_id, muted: true, .. } if *peer_id == alice)));
+    frames(&mut sim, publisher, 21, 20);
+    assert_eq!(sim.video_from(sub, alice).len(), before, "nothing forwarded while muted");
+
+    let requests = sim.core.snapshot().counters.keyframe_requests_sent;
+    sim.advance(Duration::from_millis(600));
+    let now = sim.now;
+    sim.core.set_track_muted(now, alice, "alice-video", false).unwrap();
+    sim.pump();
+    assert!(sim.core.snapshot().counters.keyframe_requests_sent > requests, "unmute asks for a keyframe");
+    frames(&mut sim, publisher, 41, 20);
+    assert!(sim.video_from(sub, alice).len() >= before + 15, "forwarding resumes");
+
+    // A message goes to everyone else in the room.
+    assert_eq!(sim.core.broadcast(bob, "hello".into()).unwrap(), 1);
+    sim.pump();
+    assert!(sim.clients[publisher]
+        .signals
+        .iter()
+        .any(|s| matches!(s, Signal::Message { from, payload, .. } if *from == bob && payload == "hello")));
+}

@@ -153,6 +153,24 @@ pub enum ServerMessage {
         /// The track.
         track_id: String,
     },
+    /// A publisher muted or unmuted a track.
+    TrackMuted {
+        /// The publisher.
+        peer_id: String,
+        /// The track.
+        track_id: String,
+        /// Muted now.
+        muted: bool,
+    },
+    /// Application data another participant sent to the room.
+    Message {
+        /// The sender.
+        from: String,
+        /// The sender's display name.
+        name: String,
+        /// What they sent.
+        payload: String,
+    },
     /// The reply to `leave`.
     Left,
     /// The reply to `ping`.
@@ -202,6 +220,24 @@ impl ServerMessage {
             },
             Signal::Closed { reason } => ServerMessage::error("media_failed", reason),
             Signal::Removed { reason } => ServerMessage::error("kicked", reason),
+            Signal::TrackMuted {
+                peer_id,
+                track_id,
+                muted,
+            } => ServerMessage::TrackMuted {
+                peer_id: peer_id.to_string(),
+                track_id: track_id.to_string(),
+                muted,
+            },
+            Signal::Message {
+                from,
+                name,
+                payload,
+            } => ServerMessage::Message {
+                from: from.to_string(),
+                name,
+                payload,
+            },
         }
     }
 

@@ -23,16 +23,19 @@ pub enum DropReason {
     SendFailed,
     /// The subscriber's connection has not finished ICE and DTLS yet.
     NotConnected,
+    /// The publisher muted the Track.
+    Muted,
 }
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
         DropReason::SendFailed,
         DropReason::NotConnected,
+        DropReason::Muted,
     ];
 
     /// A stable label for metrics and logs.
@@ -43,6 +46,7 @@ impl DropReason {
             DropReason::TooOld => "too_old",
             DropReason::SendFailed => "send_failed",
             DropReason::NotConnected => "not_connected",
+            DropReason::Muted => "muted",
         }
     }
 }

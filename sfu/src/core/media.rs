@@ -49,6 +49,12 @@ impl Core {
         if let Some(p) = peers.get_mut(&publisher) {
             p.bytes_in += size_in as u64;
         }
+        if track.muted {
+            for _ in &track.subscribers {
+                counters.drop(DropReason::Muted);
+            }
+            return;
+        }
         // Extension ids differ per leg; none are forwarded yet.
         packet.header.extension = false;
         packet.header.extensions.clear();

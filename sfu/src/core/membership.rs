@@ -90,6 +90,12 @@ impl Core {
             .map(|p| Participant {
                 peer_id: p.id,
                 name: p.name.clone(),
+                muted: p
+                    .published
+                    .values()
+                    .filter(|t| self.tracks.get(t).is_some_and(|t| t.muted))
+                    .copied()
+                    .collect(),
                 tracks: p
                     .published
                     .values()
@@ -182,18 +188,18 @@ impl Core {
         self.next_track += 1;
         peer.published.insert(init.track_id.clone(), track_id);
         let room = peer.room.clone();
-        self.tracks.insert(
+        let muted = peer.muted.contains(&init.track_id);
+        let mut track = Track::new(
             track_id,
-            Track::new(
-                track_id,
-                id,
-                init.track_id,
-                init.receiver_id,
-                kind,
-                codec,
-                init.ssrc,
-            ),
+            id,
+            init.track_id,
+            init.receiver_id,
+            kind,
+            codec,
+            init.ssrc,
         );
+        track.muted = muted;
+        self.tracks.insert(track_id, track);
         tracing::info!(peer = %id, track = %track_id, kind = kind.as_str(), "track published");
         for member in self.room_peers(&room) {
             if member == id {

@@ -21,6 +21,7 @@ pub mod peer;
 pub mod peer_config;
 pub mod quality;
 pub mod room;
+mod room_events;
 pub mod rtcp_count;
 pub mod stats;
 pub mod subscription;
@@ -93,6 +94,8 @@ pub struct Participant {
     pub name: String,
     /// The Tracks it publishes.
     pub tracks: Vec<(TrackId, MediaKind)>,
+    /// Those of them it has muted.
+    pub muted: Vec<TrackId>,
 }
 
 /// The answer to a successful join.
@@ -183,6 +186,24 @@ pub enum Signal {
     Closed {
         /// Why, for people.
         reason: String,
+    },
+    /// A publisher muted or unmuted a Track.
+    TrackMuted {
+        /// The publisher.
+        peer_id: PeerId,
+        /// The Track.
+        track_id: TrackId,
+        /// Muted now.
+        muted: bool,
+    },
+    /// A message from another participant of the room, relayed as is.
+    Message {
+        /// Who sent it.
+        from: PeerId,
+        /// Their display name.
+        name: String,
+        /// What they sent (validated by the control plane).
+        payload: String,
     },
     /// An administrator removed this Peer; the socket should close.
     Removed {

@@ -1,7 +1,7 @@
 //! A Peer: one participant's `rtc` connection, with the Tracks it publishes,
 //! its Subscriptions and the state of its offer/answer exchange.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -53,6 +53,9 @@ pub struct Peer {
     pub quality: Quality,
     /// Byte counts at the last sample.
     pub sample_base: SampleBase,
+    /// Its own track ids (as in its SDP) that it muted; applied to its
+    /// Tracks whenever they appear.
+    pub muted: HashSet<String>,
     /// Queued for a drain of its connection's output.
     pub dirty: bool,
 }
@@ -87,6 +90,7 @@ impl Peer {
             bytes_out: 0,
             quality: Quality::default(),
             sample_base: SampleBase::new(now),
+            muted: HashSet::new(),
             dirty: false,
         }
     }

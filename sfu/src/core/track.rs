@@ -31,6 +31,8 @@ pub struct Track {
     pub media_ssrc: u32,
     /// Peers subscribed to it. Each has a Subscription keyed by this Track's id.
     pub subscribers: Vec<PeerId>,
+    /// The publisher muted it: nothing is forwarded.
+    pub muted: bool,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -54,6 +56,7 @@ impl Track {
             codec,
             media_ssrc,
             subscribers: Vec::new(),
+            muted: false,
             last_keyframe_request: None,
         }
     }

@@ -194,5 +194,20 @@ fn handle_command(
         Command::CloseRoom { room, reply } => {
             let _ = reply.send(core.close_room(now, &room));
         }
+        Command::SetMuted {
+            peer,
+            track,
+            muted,
+            reply,
+        } => {
+            let _ = reply.send(core.set_track_muted(now, peer, &track, muted));
+        }
+        Command::Broadcast {
+            peer,
+            payload,
+            reply,
+        } => {
+            let _ = reply.send(core.broadcast(peer, payload));
+        }
     }
 }
