@@ -146,30 +146,43 @@ fn muting_stops_forwarding_and_tells_the_room() {
 
     // Alice mutes her camera (by its track id in her SDP).
     let now = sim.now;
-    let track = sim.core.set_track_muted(now, alice, "alice-video", true).unwrap();
+    let track = sim
+        .core
+        .set_track_muted(now, alice, "alice-video", true)
+        .unwrap();
     assert!(track.is_some());
     sim.pump();
-    assert!(sim.clients[sub]
-        .signals
-        .iter()
-        .any(|s| matches!(s, Signal::TrackMuted { peer_id, muted: true, .. } if *peer_id == alice)));
+    assert!(sim.clients[sub].signals.iter().any(
+        |s| matches!(s, Signal::TrackMuted { peer_id, muted: true, .. } if *peer_id == alice)
+    ));
     frames(&mut sim, publisher, 21, 20);
-    assert_eq!(sim.video_from(sub, alice).len(), before, "nothing forwarded while muted");
+    assert_eq!(
+        sim.video_from(sub, alice).len(),
+        before,
+        "nothing forwarded while muted"
+    );
 
     let requests = sim.core.snapshot().counters.keyframe_requests_sent;
     sim.advance(Duration::from_millis(600));
     let now = sim.now;
-    sim.core.set_track_muted(now, alice, "alice-video", false).unwrap();
+    sim.core
+        .set_track_muted(now, alice, "alice-video", false)
+        .unwrap();
     sim.pump();
-    assert!(sim.core.snapshot().counters.keyframe_requests_sent > requests, "unmute asks for a keyframe");
+    assert!(
+        sim.core.snapshot().counters.keyframe_requests_sent > requests,
+        "unmute asks for a keyframe"
+    );
     frames(&mut sim, publisher, 41, 20);
-    assert!(sim.video_from(sub, alice).len() >= before + 15, "forwarding resumes");
+    assert!(
+        sim.video_from(sub, alice).len() >= before + 15,
+        "forwarding resumes"
+    );
 
     // A message goes to everyone else in the room.
     assert_eq!(sim.core.broadcast(bob, "hello".into()).unwrap(), 1);
     sim.pump();
-    assert!(sim.clients[publisher]
-        .signals
-        .iter()
-        .any(|s| matches!(s, Signal::Message { from, payload, .. } if *from == bob && payload == "hello")));
+    assert!(sim.clients[publisher].signals.iter().any(
+        |s| matches!(s, Signal::Message { from, payload, .. } if *from == bob && payload == "hello")
+    ));
 }

@@ -11,6 +11,8 @@ use sfu::core::quality::Transport;
 use sfu::core::rtcp_count::RtcpKind;
 use sfu::core::{DropReason, Histograms, LeaveReason, Snapshot};
 
+use crate::protocol;
+
 /// The control plane's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +70,14 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        // Every series exists from the start, so rates and alerts work
+        // before the first message or error.
+        for kind in protocol::CLIENT_TYPES.iter().chain(["invalid"].iter()) {
+            ws_messages.with_label_values(&[kind]);
+        }
+        for code in protocol::ERROR_CODES {
+            ws_errors.with_label_values(&[code]);
+        }
         Self {
             registry,
             ws_connections,

@@ -47,7 +47,25 @@ pub enum ClientMessage {
 }
 
 /// Every `type` a client may send.
-const CLIENT_TYPES: [&str; 6] = ["join", "offer", "answer", "candidate", "leave", "ping"];
+pub const CLIENT_TYPES: [&str; 6] = ["join", "offer", "answer", "candidate", "leave", "ping"];
+
+/// Every `code` an `error` message may carry (docs/signaling.md).
+pub const ERROR_CODES: [&str; 14] = [
+    "bad_json",
+    "unknown_type",
+    "binary_not_supported",
+    "not_joined",
+    "already_joined",
+    "bad_room",
+    "bad_name",
+    "bad_sdp",
+    "bad_candidate",
+    "too_big",
+    "media_failed",
+    "kicked",
+    "server_busy",
+    "internal",
+];
 
 /// A track as listed in `joined`.
 #[derive(Debug, Serialize)]

@@ -189,7 +189,15 @@ impl Session {
             Signal::Removed { .. } => Some((CLOSE_REMOVED, "removed by an administrator")),
             _ => None,
         };
-        self.outbox.push(ServerMessage::from_signal(signal));
+        let message = ServerMessage::from_signal(signal);
+        if let ServerMessage::Error { code, .. } = &message {
+            self.state
+                .metrics
+                .ws_errors
+                .with_label_values(&[code])
+                .inc();
+        }
+        self.outbox.push(message);
         if let Some((code, reason)) = close {
             self.peer = None;
             self.signals = None;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtp::packet::Packet as RtpPacket;
 use rtc::shared::marshal::MarshalSize;
 
@@ -100,7 +101,8 @@ impl Core {
         }
     }
 
-    /// RTCP the interceptors delivered: keyframe requests from a subscriber.
+    /// RTCP the interceptors delivered: keyframe requests and receiver
+    /// reports from a subscriber.
     pub(super) fn on_rtcp(
         &mut self,
         now: Instant,
@@ -108,10 +110,14 @@ impl Core {
         local_track_id: &str,
         packets: &[Box<dyn rtc::rtcp::Packet>],
     ) {
-        let wants_keyframe = packets.iter().any(|p| {
+        let mut wants_keyframe = false;
+        for p in packets {
             let any = p.as_any();
-            any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-        });
+            if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                self.on_receiver_report(now, id, rr);
+            }
+            wants_keyframe |= any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>();
+        }
         if !wants_keyframe {
             return;
         }

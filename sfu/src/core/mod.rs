@@ -20,6 +20,7 @@ mod negotiation;
 pub mod peer;
 pub mod peer_config;
 pub mod quality;
+mod reports;
 pub mod room;
 mod room_events;
 pub mod rtcp_count;
@@ -261,6 +262,8 @@ pub struct Core {
     next_sample: Instant,
     /// Arrival time of the datagram being handled, stamped on what it causes.
     ingress: Option<Instant>,
+    /// Wall-clock NTP time, for round-trip times from receiver reports.
+    wall_clock: reports::WallClock,
 }
 
 impl Core {
@@ -283,6 +286,7 @@ impl Core {
             rtcp: RtcpCounts::default(),
             next_sample: now + quality::SAMPLE_INTERVAL,
             ingress: None,
+            wall_clock: reports::WallClock::new(now),
         }
     }
 

@@ -18,6 +18,7 @@ use rtc::peer_connection::transport::{
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 
@@ -40,8 +41,8 @@ pub fn build_peer_connection(
     media_engine.register_default_codecs()?;
     // The default chain (NACK responder and generator, RTCP reports, TWCC
     // receiver) plus our marker, application-ward of all of them, so that
-    // keyframe requests from subscribers reach the core.
-    let registry = Registry::new().with(Slot::from(14_000), DeliverKeyframeRequests::default());
+    // keyframe requests and receiver reports from subscribers reach the core.
+    let registry = Registry::new().with(Slot::from(14_000), DeliverFeedback::default());
     let registry = register_default_interceptors(registry, &mut media_engine)?;
 
     let setting_engine = SettingEngineBuilder::new()
@@ -80,26 +81,28 @@ pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError>
     RTCIceCandidate::from(&candidate).to_json()
 }
 
-/// Marks PLI and FIR for delivery to the application. `rtc`'s chain ends in a
-/// terminus that swallows inbound RTCP unless it is marked (see
-/// docs/ARCHITECTURE.md, "webrtc-rs notes").
+/// Marks PLI, FIR and receiver reports for delivery to the application.
+/// `rtc`'s chain ends in a terminus that swallows inbound RTCP unless it is
+/// marked (see docs/ARCHITECTURE.md, "webrtc-rs notes").
 #[derive(Default)]
-struct DeliverKeyframeRequests {
+struct DeliverFeedback {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
-fn is_keyframe_request(packet: &Packet) -> bool {
+fn is_feedback(packet: &Packet) -> bool {
     let Packet::Rtcp(packets) = packet else {
         return false;
     };
     packets.iter().any(|p| {
         let any = p.as_any();
-        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+        any.is::<PictureLossIndication>()
+            || any.is::<FullIntraRequest>()
+            || any.is::<ReceiverReport>()
     })
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverKeyframeRequests {
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -107,7 +110,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverKeyframeRequests {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if is_keyframe_request(&msg.message.packet) {
+        if is_feedback(&msg.message.packet) {
             msg.message.add(Attribute::DeliverToApplication);
         }
         self.read_queue.push_back(msg);
@@ -136,7 +139,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverKeyframeRequests {
     }
 }
 
-impl Interceptor for DeliverKeyframeRequests {
+impl Interceptor for DeliverFeedback {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}

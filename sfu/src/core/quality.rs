@@ -1,8 +1,7 @@
-//! Per-Peer live figures for operators (bitrates, loss, RTT, jitter,
-//! transport), refreshed every `SAMPLE_INTERVAL` on the Worker's timer from
-//! byte counts and `rtc`'s statistics, which `rtc` computes from the
-//! subscribers' receiver reports. The same samples feed the Worker's
-//! RTT, jitter and loss histograms.
+//! Per-Peer live figures for operators: bitrates, refreshed every
+//! `SAMPLE_INTERVAL` on the Worker's timer from byte counts; loss, RTT and
+//! jitter, from each receiver report (`reports.rs`); and the transport its
+//! connection uses.
 
 use std::time::{Duration, Instant};
 
@@ -78,7 +77,7 @@ impl SampleBase {
 }
 
 impl Core {
-    /// Refreshes every Peer's figures and feeds the histograms.
+    /// Refreshes every Peer's bitrates.
     pub(super) fn sample_quality(&mut self, now: Instant) {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
@@ -99,28 +98,6 @@ impl Core {
                 bytes_in: peer.bytes_in,
                 bytes_out: peer.bytes_out,
             };
-            if !peer.connected || peer.subscriptions.is_empty() {
-                continue;
-            }
-            let report = peer.pc.get_stats(now, StatsSelector::None);
-            let (mut loss, mut rtt, mut jitter) = (None::<f64>, None::<f64>, None::<f64>);
-            for entry in report.iter() {
-                if let RTCStatsReportEntry::RemoteInboundRtp(s) = entry {
-                    let lost = s.fraction_lost;
-                    let jit = s.received_rtp_stream_stats.jitter;
-                    self.histograms.subscriber_loss.observe(lost);
-                    self.histograms.subscriber_jitter.observe(jit);
-                    loss = Some(loss.map_or(lost, |l| l.max(lost)));
-                    jitter = Some(jitter.map_or(jit, |j| j.max(jit)));
-                    if s.round_trip_time_measurements > 0 {
-                        self.histograms.subscriber_rtt.observe(s.round_trip_time);
-                        rtt = Some(s.round_trip_time);
-                    }
-                }
-            }
-            peer.quality.loss = loss.or(peer.quality.loss);
-            peer.quality.rtt = rtt.or(peer.quality.rtt);
-            peer.quality.jitter = jitter.or(peer.quality.jitter);
         }
     }
 
