@@ -23,7 +23,8 @@ fn send_run(sim: &mut Sim, i: usize, seq: u16, count: u16, first_index: u32) {
 }
 
 fn index_of(r: &common::Received) -> u32 {
-    u32::from_be_bytes([r.payload[0], r.payload[1], r.payload[2], r.payload[3]])
+    let p = &r.payload[common::PREFIX..];
+    u32::from_be_bytes([p[0], p[1], p[2], p[3]])
 }
 
 /// Asserts that received packets are in order, with contiguous sequence

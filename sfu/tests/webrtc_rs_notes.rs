@@ -17,12 +17,17 @@ use common::Sim;
 #[test]
 fn default_chain_swallows_inbound_pli() {
     let mut sim = Sim::new();
+    // Alice's chain is the default one alone; she never hears PLIs, so the
+    // test makes every frame a keyframe.
+    sim.deliver_rtcp = false;
     let publisher = sim.add_client("alice", true);
+    sim.deliver_rtcp = true;
     let sub = sim.add_client("bob", false);
     sim.join(publisher, "room");
     sim.join(sub, "room");
     sim.connect_all();
     for k in 0..10u16 {
+        sim.clients[publisher].keyframe_pending = true;
         sim.send_video(publisher, k, u32::from(k) * 3000, &[0u8; 40]);
         sim.advance(Duration::from_millis(20));
     }

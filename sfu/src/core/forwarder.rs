@@ -25,17 +25,24 @@ pub enum DropReason {
     NotConnected,
     /// The publisher muted the Track.
     Muted,
+    /// A video subscription is waiting for its first keyframe.
+    AwaitingKeyframe,
+    /// The same packet arrived from the publisher before (counted once, not
+    /// per subscriber).
+    Duplicate,
 }
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
         DropReason::SendFailed,
         DropReason::NotConnected,
         DropReason::Muted,
+        DropReason::AwaitingKeyframe,
+        DropReason::Duplicate,
     ];
 
     /// A stable label for metrics and logs.
@@ -47,6 +54,8 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::NotConnected => "not_connected",
             DropReason::Muted => "muted",
+            DropReason::AwaitingKeyframe => "awaiting_keyframe",
+            DropReason::Duplicate => "duplicate",
         }
     }
 }

@@ -10,6 +10,7 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtp::packet::Packet as RtpPacket;
 use rtc::shared::marshal::MarshalSize;
 
+use super::dedup::Arrival;
 use super::forwarder::DropReason;
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::quality::Transport;
@@ -39,12 +40,28 @@ impl Core {
         else {
             return;
         };
-        let Some(track) = tracks.get(&track_id) else {
+        let Some(track) = tracks.get_mut(&track_id) else {
             return;
         };
         if packet.header.ssrc != track.media_ssrc {
             return;
         }
+        match track.arrivals.arrive(packet.header.sequence_number) {
+            Arrival::New => {}
+            Arrival::Duplicate => {
+                counters.drop(DropReason::Duplicate);
+                return;
+            }
+            Arrival::TooOld => {
+                counters.drop(DropReason::TooOld);
+                return;
+            }
+        }
+        let track = &*track;
+        let keyframe_start = track
+            .video_codec
+            .is_some_and(|codec| codec.is_keyframe_start(&packet.payload));
+        let mut needs_keyframe = false;
         let size_in = packet.header.marshal_size() + packet.payload.len();
         counters.rtp_in.add(track.kind, size_in);
         if let Some(p) = peers.get_mut(&publisher) {
@@ -72,6 +89,15 @@ impl Core {
                 counters.drop(DropReason::NotConnected);
                 continue;
             }
+            if sub.awaiting_keyframe {
+                if keyframe_start {
+                    sub.awaiting_keyframe = false;
+                } else {
+                    counters.drop(DropReason::AwaitingKeyframe);
+                    needs_keyframe = true;
+                    continue;
+                }
+            }
             let mut out = packet.clone();
             if let Err(reason) = sub.forwarder.forward(&mut out.header) {
                 counters.drop(reason);
@@ -98,6 +124,10 @@ impl Core {
                 peer.dirty = true;
                 dirty.push(*subscriber);
             }
+        }
+        if needs_keyframe {
+            // Throttled per Track: asking on every held-back packet is free.
+            self.request_keyframe(now, track_id);
         }
     }
 

@@ -318,6 +318,7 @@ impl Core {
                     rand::random(),
                     track.codec.clock_rate,
                 ),
+                awaiting_keyframe: track.video_codec.is_some(),
             },
         );
         peer.subscription_by_local_id

@@ -10,10 +10,12 @@
 //! the subscriber's `rtc` sender encrypts → `poll_transmit`.
 
 mod admin;
+pub mod dedup;
 pub mod demux;
 pub mod forwarder;
 pub mod histogram;
 pub mod ids;
+pub mod keyframe;
 mod media;
 mod membership;
 mod negotiation;

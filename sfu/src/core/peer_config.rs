@@ -85,7 +85,7 @@ pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError>
 /// `rtc`'s chain ends in a terminus that swallows inbound RTCP unless it is
 /// marked (see docs/ARCHITECTURE.md, "webrtc-rs notes").
 #[derive(Default)]
-struct DeliverFeedback {
+pub struct DeliverFeedback {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }

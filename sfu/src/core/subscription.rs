@@ -24,4 +24,7 @@ pub struct Subscription {
     pub codec: RTCRtpCodec,
     /// Rewrites each packet for this subscriber.
     pub forwarder: Forwarder,
+    /// Video from a codec we can parse is held back until a keyframe starts,
+    /// so the subscriber never gets frames it cannot decode.
+    pub awaiting_keyframe: bool,
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 
+use super::dedup::SeqWindow;
 use super::ids::{MediaKind, PeerId, TrackId};
+use super::keyframe::VideoCodec;
 
 /// At most one keyframe request per Track in this interval, whatever the
 /// number of subscribers asking.
@@ -33,6 +35,10 @@ pub struct Track {
     pub subscribers: Vec<PeerId>,
     /// The publisher muted it: nothing is forwarded.
     pub muted: bool,
+    /// Its codec, if it is video we can find keyframes in.
+    pub video_codec: Option<VideoCodec>,
+    /// Recent sequence numbers, to drop duplicates.
+    pub arrivals: SeqWindow,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -47,6 +53,10 @@ impl Track {
         codec: RTCRtpCodec,
         media_ssrc: u32,
     ) -> Self {
+        let video_codec = match kind {
+            MediaKind::Video => VideoCodec::from_mime(&codec.mime_type),
+            MediaKind::Audio => None,
+        };
         Self {
             id,
             publisher,
@@ -57,6 +67,8 @@ impl Track {
             media_ssrc,
             subscribers: Vec::new(),
             muted: false,
+            video_codec,
+            arrivals: SeqWindow::default(),
             last_keyframe_request: None,
         }
     }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -29,7 +29,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use sfu::core::peer_config::host_candidate;
+use sfu::core::peer_config::{host_candidate, DeliverFeedback};
 use sfu::core::{Core, CoreConfig, Output, PeerId, Signal};
 
 pub const SFU_ADDR: &str = "192.0.2.1:7882";
@@ -64,6 +64,12 @@ pub struct Client {
     pub held_offers: Vec<String>,
     /// RTCP messages `poll_read` handed to this client.
     pub rtcp_read: usize,
+    /// The publisher owes a keyframe (start, or a PLI arrived).
+    pub keyframe_pending: bool,
+    /// Keyframes sent.
+    pub keyframes_sent: usize,
+    /// PLIs received.
+    pub plis_received: usize,
 }
 
 /// The core, its clients and the virtual clock.
@@ -71,6 +77,9 @@ pub struct Sim {
     pub core: Core,
     pub clients: Vec<Client>,
     pub now: Instant,
+    /// New clients get an interceptor that hands PLI and receiver reports
+    /// to the application, as a real encoder needs (default on).
+    pub deliver_rtcp: bool,
 }
 
 pub fn vp8() -> RTCRtpCodec {
@@ -106,6 +115,7 @@ impl Sim {
             core: Core::new(config, Instant::now()),
             clients: Vec::new(),
             now: Instant::now(),
+            deliver_rtcp: true,
         }
     }
 
@@ -122,7 +132,11 @@ impl Sim {
         let addr: SocketAddr = format!("198.51.100.{}:5000", index + 10).parse().unwrap();
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+        let mut registry = Registry::new();
+        if self.deliver_rtcp {
+            registry = registry.with(Slot::from(14_000), DeliverFeedback::default());
+        }
+        let registry = register_default_interceptors(registry, &mut media_engine).unwrap();
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
@@ -186,6 +200,9 @@ impl Sim {
             auto_answer: true,
             held_offers: Vec::new(),
             rtcp_read: 0,
+            keyframe_pending: true,
+            keyframes_sent: 0,
+            plis_received: 0,
         });
         index
     }
@@ -325,8 +342,14 @@ impl Sim {
         let now = self.now;
         let c = &mut self.clients[i];
         let (sender, ssrc) = c.video_sender.expect("a publishing client");
+        let keyframe = std::mem::take(&mut c.keyframe_pending);
+        if keyframe {
+            c.keyframes_sent += 1;
+        }
         let mut sender = c.pc.rtp_sender(sender).unwrap();
         let wanted = sender.track().codings()[0].codec.clone();
+        let mut data = codec_prefix(&wanted.mime_type, keyframe).to_vec();
+        data.extend_from_slice(payload);
         let payload_type = sender
             .get_parameters()
             .rtp_parameters
@@ -348,7 +371,7 @@ impl Sim {
                 marker: true,
                 ..Default::default()
             },
-            payload: Bytes::copy_from_slice(payload),
+            payload: Bytes::from(data),
         };
         sender.write_rtp(now, packet).unwrap();
         self.pump();
@@ -379,7 +402,12 @@ impl Sim {
                     marker: k % 4 == 3,
                     ..Default::default()
                 },
-                payload: Bytes::from(vec![0x5au8; 1100]),
+                payload: {
+                    // A VP8 delta frame (the room is already decoding).
+                    let mut p = vec![0x5au8; 1100];
+                    p[..PREFIX].copy_from_slice(&codec_prefix("video/VP8", false));
+                    Bytes::from(p)
+                },
             };
             sender.write_rtp(now, packet).unwrap();
             while let Some(w) = c.pc.poll_write() {
@@ -418,6 +446,29 @@ impl Sim {
     }
 }
 
+/// The first two payload bytes of a keyframe start or a delta frame in
+/// each codec's RTP format; what follows is the test's own payload.
+pub fn codec_prefix(mime: &str, keyframe: bool) -> [u8; 2] {
+    let codec = mime
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    match (codec.as_str(), keyframe) {
+        ("VP8", true) => [0x10, 0x00],
+        ("VP8", false) => [0x10, 0x01],
+        ("H264", true) => [0x65, 0x00],
+        ("H264", false) => [0x41, 0x00],
+        ("VP9", true) => [0x08, 0x00],
+        ("VP9", false) => [0x48, 0x00],
+        ("AV1", true) => [0x18, 0x00],
+        (_, _) => [0x10, 0x00],
+    }
+}
+
+/// Bytes of `codec_prefix` before the test's payload.
+pub const PREFIX: usize = 2;
+
 /// Every datagram of the core leaves from the shared port.
 fn sfu_addr() -> SocketAddr {
     SFU_ADDR.parse().unwrap()
@@ -455,7 +506,16 @@ fn drain_client(c: &mut Client) -> bool {
                     payload: packet.payload,
                 });
             }
-            RTCMessage::RtcpPacket(..) => c.rtcp_read += 1,
+            RTCMessage::RtcpPacket(_, packets) => {
+                c.rtcp_read += 1;
+                if packets
+                    .iter()
+                    .any(|p| p.as_any().is::<PictureLossIndication>())
+                {
+                    c.keyframe_pending = true;
+                    c.plis_received += 1;
+                }
+            }
             _ => {}
         }
     }

@@ -1,0 +1,109 @@
+//! Keyframe management against real `rtc` peers: coalesced PLIs, and no
+//! delta frames before a subscriber's first keyframe.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{codec_prefix, Sim};
+use sfu::core::DropReason;
+
+fn drops(sim: &Sim, reason: DropReason) -> u64 {
+    let i = DropReason::ALL.iter().position(|r| *r == reason).unwrap();
+    sim.core.snapshot().counters.dropped[i]
+}
+
+fn frames(sim: &mut Sim, publisher: usize, first_seq: u16, count: u16) {
+    for k in 0..count {
+        sim.send_video(
+            publisher,
+            first_seq.wrapping_add(k),
+            u32::from(k) * 3000,
+            &[7u8; 50],
+        );
+        sim.advance(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn fifty_subscribers_plis_within_100ms_make_one_upstream_pli() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let subs: Vec<usize> = (0..50)
+        .map(|i| sim.add_client(&format!("s{i}"), false))
+        .collect();
+    sim.join(publisher, "room");
+    for &s in &subs {
+        sim.join(s, "room");
+    }
+    sim.connect_all();
+    frames(&mut sim, publisher, 1, 20);
+    sim.advance(Duration::from_secs(1));
+    let before = sim.core.snapshot().counters;
+    for (k, &s) in subs.iter().enumerate() {
+        sim.send_pli(s);
+        // 50 PLIs spread over 98 ms.
+        if k % 10 == 9 {
+            sim.advance(Duration::from_millis(20));
+        }
+    }
+    let after = sim.core.snapshot().counters;
+    assert_eq!(
+        after.keyframe_requests_received - before.keyframe_requests_received,
+        50
+    );
+    assert_eq!(
+        after.keyframe_requests_sent - before.keyframe_requests_sent,
+        1,
+        "exactly one upstream PLI"
+    );
+}
+
+#[test]
+fn no_delta_frame_reaches_a_subscriber_before_a_keyframe() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let early = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    sim.join(early, "room");
+    sim.connect_all();
+    frames(&mut sim, publisher, 1, 30);
+
+    // Carol joins while Alice sends only delta frames; Alice's encoder
+    // ignores PLIs for now.
+    let plis_before = sim.clients[publisher].plis_received;
+    let late = sim.add_client("carol", false);
+    sim.join(late, "room");
+    sim.connect_all();
+    let held_before = drops(&sim, DropReason::AwaitingKeyframe);
+    for k in 0..20u16 {
+        sim.clients[publisher].keyframe_pending = false;
+        sim.send_video(publisher, 31 + k, (31 + u32::from(k)) * 3000, &[7u8; 50]);
+        sim.advance(Duration::from_millis(10));
+    }
+    assert!(
+        sim.video_from(late, alice).is_empty(),
+        "no delta frame before a keyframe"
+    );
+    assert!(drops(&sim, DropReason::AwaitingKeyframe) >= held_before + 20);
+    assert!(
+        sim.clients[publisher].plis_received > plis_before,
+        "the SFU asked Alice for a keyframe"
+    );
+
+    // Alice now honours the request: Carol starts exactly at the keyframe.
+    sim.clients[publisher].keyframe_pending = true;
+    frames(&mut sim, publisher, 51, 20);
+    let got = sim.video_from(late, alice);
+    assert_eq!(got.len(), 20, "everything from the keyframe on");
+    assert_eq!(
+        got[0].payload[..2],
+        codec_prefix("video/VP8", true),
+        "first packet is a keyframe start"
+    );
+    // Bob, already decoding, saw every packet but the one that published
+    // the track (his subscription to it did not exist yet).
+    assert_eq!(sim.video_from(early, alice).len(), 69);
+}
