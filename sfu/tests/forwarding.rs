@@ -391,3 +391,50 @@ fn forwards_h264_vp9_and_av1_with_the_subscribers_payload_type() {
         );
     }
 }
+
+#[test]
+fn subscriber_losses_are_repaired_from_the_track_cache() {
+    use sfu::core::rtcp_count::RtcpKind;
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    sim.join(sub, "room");
+    sim.connect_all();
+    send_run(&mut sim, publisher, 1, 1, 0);
+    sim.advance(Duration::from_millis(200));
+    send_run(&mut sim, publisher, 2, 20, 1);
+
+    // The next five media datagrams to Bob are lost on his downlink.
+    sim.downlink_loss = Some((sub, 5));
+    send_run(&mut sim, publisher, 22, 60, 21);
+    sim.advance(Duration::from_millis(500));
+
+    let got = sim.video_from(sub, alice);
+    let mut indexes: Vec<u32> = got.iter().map(index_of).collect();
+    indexes.sort();
+    indexes.dedup();
+    assert!(
+        indexes.len() >= 80,
+        "Bob has {} distinct packets",
+        indexes.len()
+    );
+    for k in 1..=80 {
+        assert!(indexes.contains(&k), "packet {k} was never repaired");
+    }
+    let snap = sim.core.snapshot();
+    let nack = RtcpKind::ALL
+        .iter()
+        .position(|k| *k == RtcpKind::Nack)
+        .unwrap();
+    assert!(snap.rtcp.rtcp_in[nack] > 0, "Bob's NACKs arrived");
+    assert!(
+        snap.retransmissions() >= 5,
+        "retransmissions {}",
+        snap.retransmissions()
+    );
+    assert_eq!(
+        snap.rtcp.rtcp_out[nack], 0,
+        "no NACK went to Alice: her uplink lost nothing"
+    );
+}

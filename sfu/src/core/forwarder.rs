@@ -25,6 +25,9 @@ pub enum DropReason {
     NotConnected,
     /// The publisher muted the Track.
     Muted,
+    /// A NACKed packet is no longer in the Track's cache (or was never
+    /// sent to this subscriber).
+    TooLateForRetransmission,
     /// A video subscription is waiting for its first keyframe.
     AwaitingKeyframe,
     /// The same packet arrived from the publisher before (counted once, not
@@ -34,13 +37,14 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
         DropReason::SendFailed,
         DropReason::NotConnected,
         DropReason::Muted,
+        DropReason::TooLateForRetransmission,
         DropReason::AwaitingKeyframe,
         DropReason::Duplicate,
     ];
@@ -54,6 +58,7 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::NotConnected => "not_connected",
             DropReason::Muted => "muted",
+            DropReason::TooLateForRetransmission => "too_late_for_retransmission",
             DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::Duplicate => "duplicate",
         }
@@ -130,6 +135,30 @@ impl Forwarder {
     /// the subscriber's numbering from where it stopped.
     pub fn switch_source(&mut self) {
         self.mapping = None;
+    }
+
+    /// The publisher's sequence number of a packet this subscriber was sent
+    /// as `out_seq` from the current source, if it is within what was sent.
+    pub fn original_seq(&self, out_seq: u16) -> Option<u16> {
+        let mapping = self.mapping.as_ref()?;
+        let seq = out_seq.wrapping_sub(mapping.seq_offset);
+        let behind = mapping.highest_seq.wrapping_sub(seq) as i16;
+        let ext = mapping.highest_ext - i64::from(behind);
+        (behind >= 0 && ext >= mapping.first_ext).then_some(seq)
+    }
+
+    /// Rewrites a retransmission of an already forwarded packet exactly as
+    /// it was sent the first time (same sequence number and timestamp).
+    pub fn rewrite_retransmission(&self, header: &mut Header) -> bool {
+        let (Some(mapping), Some(payload_type)) = (self.mapping.as_ref(), self.out_payload_type)
+        else {
+            return false;
+        };
+        header.ssrc = self.out_ssrc;
+        header.payload_type = payload_type;
+        header.sequence_number = header.sequence_number.wrapping_add(mapping.seq_offset);
+        header.timestamp = header.timestamp.wrapping_add(mapping.ts_offset);
+        true
     }
 
     /// Rewrites `header` in place for this subscriber, or says why not.
@@ -285,6 +314,24 @@ mod tests {
             out(&mut f, seq, 0).unwrap();
         }
         assert_eq!(out(&mut f, 100, 0), Err(DropReason::TooOld));
+    }
+
+    #[test]
+    fn retransmissions_map_back_and_rewrite_identically() {
+        let mut f = negotiated(1000, 0);
+        for seq in 500..510u16 {
+            out(&mut f, seq, u32::from(seq) * 10).unwrap();
+        }
+        assert_eq!(f.original_seq(1003), Some(503));
+        assert_eq!(f.original_seq(1009), Some(509));
+        assert_eq!(f.original_seq(999), None, "before the first packet sent");
+        assert_eq!(f.original_seq(1010), None, "not sent yet");
+        let mut h = header(503, 5030);
+        assert!(f.rewrite_retransmission(&mut h));
+        assert_eq!(
+            (h.sequence_number, h.timestamp, h.ssrc),
+            (1003, 5030 - 5000, 42)
+        );
     }
 
     #[test]

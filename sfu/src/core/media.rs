@@ -7,6 +7,7 @@ use std::time::Instant;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp::packet::Packet as RtpPacket;
 use rtc::shared::marshal::MarshalSize;
 
@@ -57,6 +58,13 @@ impl Core {
                 return;
             }
         }
+        // Extension ids differ per leg; none are forwarded yet.
+        packet.header.extension = false;
+        packet.header.extensions.clear();
+        packet.header.extensions_padding = 0;
+        if !track.muted {
+            track.cache.insert(&packet);
+        }
         let track = &*track;
         let keyframe_start = track
             .video_codec
@@ -73,11 +81,6 @@ impl Core {
             }
             return;
         }
-        // Extension ids differ per leg; none are forwarded yet.
-        packet.header.extension = false;
-        packet.header.extensions.clear();
-        packet.header.extensions_padding = 0;
-
         for subscriber in &track.subscribers {
             let Some(peer) = peers.get_mut(subscriber) else {
                 continue;
@@ -146,6 +149,9 @@ impl Core {
             if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                 self.on_receiver_report(now, id, rr);
             }
+            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.on_nack(now, id, local_track_id, nack);
+            }
             wants_keyframe |= any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>();
         }
         if !wants_keyframe {
@@ -161,6 +167,67 @@ impl Core {
         };
         self.counters.keyframe_requests_received += 1;
         self.request_keyframe(now, track);
+    }
+
+    /// A subscriber lost packets: resend them from the Track's cache, as
+    /// they were first sent. The NACK goes no further: the publisher's leg
+    /// has its own loss recovery.
+    fn on_nack(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        local_track_id: &str,
+        nack: &TransportLayerNack,
+    ) {
+        let Core {
+            peers,
+            tracks,
+            counters,
+            dirty,
+            ..
+        } = self;
+        let Some(peer) = peers.get_mut(&id) else {
+            return;
+        };
+        let Some(track_id) = peer.subscription_by_local_id.get(local_track_id).copied() else {
+            return;
+        };
+        let (Some(sub), Some(track)) = (peer.subscriptions.get(&track_id), tracks.get(&track_id))
+        else {
+            return;
+        };
+        let mut sent = false;
+        for pair in &nack.nacks {
+            for out_seq in *pair {
+                let cached = sub
+                    .forwarder
+                    .original_seq(out_seq)
+                    .and_then(|seq| track.cache.get(seq));
+                let Some(cached) = cached else {
+                    counters.drop(DropReason::TooLateForRetransmission);
+                    continue;
+                };
+                let mut packet = cached.clone();
+                if !sub.forwarder.rewrite_retransmission(&mut packet.header) {
+                    counters.drop(DropReason::TooLateForRetransmission);
+                    continue;
+                }
+                let ok = peer
+                    .pc
+                    .rtp_sender(sub.sender_id)
+                    .is_some_and(|mut s| s.write_rtp(now, packet).is_ok());
+                if ok {
+                    counters.retransmissions += 1;
+                    sent = true;
+                } else {
+                    counters.drop(DropReason::SendFailed);
+                }
+            }
+        }
+        if sent && !peer.dirty {
+            peer.dirty = true;
+            dirty.push(id);
+        }
     }
 
     /// ICE and DTLS just came up: start forwarding, and ask for keyframes

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod keyframe;
 mod media;
 mod membership;
+pub mod nack_cache;
 mod negotiation;
 pub mod peer;
 pub mod peer_config;

@@ -7,8 +7,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::NackGeneratorBuilder;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -19,6 +22,8 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind, TYPE_RTCP_FB_NACK};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 
@@ -42,8 +47,24 @@ pub fn build_peer_connection(
     // The default chain (NACK responder and generator, RTCP reports, TWCC
     // receiver) plus our marker, application-ward of all of them, so that
     // keyframe requests and receiver reports from subscribers reach the core.
-    let registry = Registry::new().with(Slot::from(14_000), DeliverFeedback::default());
-    let registry = register_default_interceptors(registry, &mut media_engine)?;
+    // `rtc`'s default chain without its NACK responder: the SFU answers
+    // subscribers' NACKs from one cache per Track instead of a send buffer
+    // per connection. The NACK generator stays, so publishers are NACKed.
+    for parameter in ["", "pli"] {
+        media_engine.register_feedback(
+            RTCPFeedback {
+                typ: TYPE_RTCP_FB_NACK.to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    configure_simulcast_extension_headers(&mut media_engine)?;
+    let registry = Registry::new()
+        .with(Slot::from(14_000), DeliverFeedback::default())
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+    let registry = configure_twcc_receiver_only(registry, &mut media_engine)?;
+    let registry = configure_rtcp_reports(registry);
 
     let setting_engine = SettingEngineBuilder::new()
         .with_lite(true)
@@ -81,7 +102,7 @@ pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError>
     RTCIceCandidate::from(&candidate).to_json()
 }
 
-/// Marks PLI, FIR and receiver reports for delivery to the application.
+/// Marks PLI, FIR, NACK and receiver reports for delivery to the application.
 /// `rtc`'s chain ends in a terminus that swallows inbound RTCP unless it is
 /// marked (see docs/ARCHITECTURE.md, "webrtc-rs notes").
 #[derive(Default)]
@@ -99,6 +120,7 @@ fn is_feedback(packet: &Packet) -> bool {
         any.is::<PictureLossIndication>()
             || any.is::<FullIntraRequest>()
             || any.is::<ReceiverReport>()
+            || any.is::<TransportLayerNack>()
     })
 }
 

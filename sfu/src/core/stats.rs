@@ -53,6 +53,8 @@ pub struct Counters {
     pub datagrams_unrouted: u64,
     /// Datagrams `rtc` rejected (bad DTLS, SRTP auth failure, ...).
     pub datagrams_rejected: u64,
+    /// Packets resent to subscribers from a Track's cache, answering NACKs.
+    pub retransmissions: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests_sent: u64,
     /// Keyframe requests suppressed by the per-Track throttle.
@@ -164,6 +166,7 @@ impl Snapshot {
         a.datagrams_unrouted += b.datagrams_unrouted;
         a.datagrams_rejected += b.datagrams_rejected;
         a.keyframe_requests_sent += b.keyframe_requests_sent;
+        a.retransmissions += b.retransmissions;
         a.keyframe_requests_throttled += b.keyframe_requests_throttled;
         a.keyframe_requests_received += b.keyframe_requests_received;
         a.joins += b.joins;
@@ -188,10 +191,8 @@ impl Snapshot {
         self.histograms.merge(&other.histograms);
     }
 
-    /// RTP packets sent that were not first sends of forwarded packets:
-    /// retransmissions answering NACKs.
+    /// Packets resent to subscribers answering their NACKs.
     pub fn retransmissions(&self) -> u64 {
-        let forwarded = self.counters.rtp_out.audio_packets + self.counters.rtp_out.video_packets;
-        self.rtcp.rtp_out_wire.saturating_sub(forwarded)
+        self.counters.retransmissions
     }
 }

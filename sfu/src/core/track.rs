@@ -9,6 +9,7 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 use super::dedup::SeqWindow;
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::keyframe::VideoCodec;
+use super::nack_cache::{PacketCache, AUDIO_SLOTS, VIDEO_SLOTS};
 
 /// At most one keyframe request per Track in this interval, whatever the
 /// number of subscribers asking.
@@ -39,6 +40,8 @@ pub struct Track {
     pub video_codec: Option<VideoCodec>,
     /// Recent sequence numbers, to drop duplicates.
     pub arrivals: SeqWindow,
+    /// Recent packets, to answer subscribers' NACKs.
+    pub cache: PacketCache,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -69,6 +72,10 @@ impl Track {
             muted: false,
             video_codec,
             arrivals: SeqWindow::default(),
+            cache: PacketCache::new(match kind {
+                MediaKind::Video => VIDEO_SLOTS,
+                MediaKind::Audio => AUDIO_SLOTS,
+            }),
             last_keyframe_request: None,
         }
     }

@@ -80,6 +80,9 @@ pub struct Sim {
     /// New clients get an interceptor that hands PLI and receiver reports
     /// to the application, as a real encoder needs (default on).
     pub deliver_rtcp: bool,
+    /// Drops this many of the next media datagrams from the SFU to this
+    /// client: downlink loss.
+    pub downlink_loss: Option<(usize, usize)>,
 }
 
 pub fn vp8() -> RTCRtpCodec {
@@ -116,6 +119,7 @@ impl Sim {
             clients: Vec::new(),
             now: Instant::now(),
             deliver_rtcp: true,
+            downlink_loss: None,
         }
     }
 
@@ -248,6 +252,16 @@ impl Sim {
             }
             while let Some(t) = self.core.poll_transmit() {
                 moved = true;
+                if let Some((client, remaining)) = self.downlink_loss.as_mut() {
+                    let to_client = self
+                        .clients
+                        .get(*client)
+                        .is_some_and(|c| c.addr == t.destination);
+                    if to_client && *remaining > 0 && t.media {
+                        *remaining -= 1;
+                        continue;
+                    }
+                }
                 if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
                     let input = TaggedBytesMut {
                         now: self.now,
