@@ -180,6 +180,11 @@ pub enum ServerMessage {
         /// Muted now.
         muted: bool,
     },
+    /// The room's active speaker changed.
+    ActiveSpeaker {
+        /// Who speaks now.
+        peer_id: String,
+    },
     /// Application data another participant sent to the room.
     Message {
         /// The sender.
@@ -238,6 +243,9 @@ impl ServerMessage {
             },
             Signal::Closed { reason } => ServerMessage::error("media_failed", reason),
             Signal::Removed { reason } => ServerMessage::error("kicked", reason),
+            Signal::ActiveSpeaker { peer_id } => ServerMessage::ActiveSpeaker {
+                peer_id: peer_id.to_string(),
+            },
             Signal::TrackMuted {
                 peer_id,
                 track_id,

@@ -11,6 +11,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp::packet::Packet as RtpPacket;
 use rtc::shared::marshal::MarshalSize;
 
+use super::audio_level::level_of;
 use super::dedup::Arrival;
 use super::forwarder::DropReason;
 use super::ids::{MediaKind, PeerId, TrackId};
@@ -57,6 +58,12 @@ impl Core {
                 counters.drop(DropReason::TooOld);
                 return;
             }
+        }
+        if let Some(level) = track
+            .audio_level_extension
+            .and_then(|id| level_of(&packet.header, id))
+        {
+            track.loudness.observe(now, level);
         }
         // Extension ids differ per leg; none are forwarded yet.
         packet.header.extension = false;

@@ -9,6 +9,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 
 use super::forwarder::Forwarder;
 use super::ids::{MediaKind, PeerId, TrackId};
@@ -171,9 +172,16 @@ impl Core {
             // Another layer of a simulcast track: only the first is forwarded.
             return;
         }
-        let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+        let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
             return;
         };
+        let audio_level_extension = receiver
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == AUDIO_LEVEL_URI)
+            .and_then(|e| u8::try_from(e.id).ok());
         let track = receiver.track();
         let kind = match track.kind() {
             RtpCodecKind::Audio => MediaKind::Audio,
@@ -199,6 +207,7 @@ impl Core {
             init.ssrc,
         );
         track.muted = muted;
+        track.audio_level_extension = audio_level_extension;
         self.tracks.insert(track_id, track);
         tracing::info!(peer = %id, track = %track_id, kind = kind.as_str(), "track published");
         for member in self.room_peers(&room) {

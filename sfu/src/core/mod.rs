@@ -10,6 +10,7 @@
 //! the subscriber's `rtc` sender encrypts → `poll_transmit`.
 
 mod admin;
+pub mod audio_level;
 pub mod dedup;
 pub mod demux;
 pub mod forwarder;
@@ -209,6 +210,11 @@ pub enum Signal {
         /// What they sent (validated by the control plane).
         payload: String,
     },
+    /// The room's active speaker changed.
+    ActiveSpeaker {
+        /// Who speaks now.
+        peer_id: PeerId,
+    },
     /// An administrator removed this Peer; the socket should close.
     Removed {
         /// Why, for people.
@@ -263,6 +269,8 @@ pub struct Core {
     rtcp: RtcpCounts,
     /// When the next quality sample is due.
     next_sample: Instant,
+    /// When the rooms' active speakers are next decided.
+    next_speaker_check: Instant,
     /// Arrival time of the datagram being handled, stamped on what it causes.
     ingress: Option<Instant>,
     /// Wall-clock NTP time, for round-trip times from receiver reports.
@@ -288,6 +296,7 @@ impl Core {
             histograms: Histograms::default(),
             rtcp: RtcpCounts::default(),
             next_sample: now + quality::SAMPLE_INTERVAL,
+            next_speaker_check: now + audio_level::SPEAKER_INTERVAL,
             ingress: None,
             wall_clock: reports::WallClock::new(now),
         }
@@ -375,6 +384,10 @@ impl Core {
         if now >= self.next_sample {
             self.sample_quality(now);
             self.next_sample = now + quality::SAMPLE_INTERVAL;
+        }
+        if now >= self.next_speaker_check {
+            self.update_speakers(now);
+            self.next_speaker_check = now + audio_level::SPEAKER_INTERVAL;
         }
         let due: Vec<PeerId> = self
             .peers

@@ -23,8 +23,11 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind, TYPE_RTCP_FB_NACK};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_NACK,
+};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::error::Error as RtcError;
 
 /// ICE timing for every Peer: a dead browser is noticed within seconds, not
@@ -60,6 +63,14 @@ pub fn build_peer_connection(
         );
     }
     configure_simulcast_extension_headers(&mut media_engine)?;
+    // Publishers' audio levels, for the active speaker.
+    media_engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
     let registry = Registry::new()
         .with(Slot::from(14_000), DeliverFeedback::default())
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());

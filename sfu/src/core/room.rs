@@ -1,5 +1,6 @@
 //! A Room: the Peers that see and hear each other.
 
+use super::audio_level::SpeakerState;
 use super::ids::PeerId;
 
 /// Membership of one room. The forwarding table itself lives on the Tracks
@@ -8,6 +9,8 @@ use super::ids::PeerId;
 pub struct Room {
     /// Peers in join order.
     pub peers: Vec<PeerId>,
+    /// Who speaks, and who might take over.
+    pub speaker: SpeakerState,
 }
 
 impl Room {

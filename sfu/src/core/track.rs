@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 
+use super::audio_level::Loudness;
 use super::dedup::SeqWindow;
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::keyframe::VideoCodec;
@@ -42,6 +43,10 @@ pub struct Track {
     pub arrivals: SeqWindow,
     /// Recent packets, to answer subscribers' NACKs.
     pub cache: PacketCache,
+    /// The id of the `ssrc-audio-level` extension on the publisher's leg.
+    pub audio_level_extension: Option<u8>,
+    /// Smoothed audio level, for the active speaker.
+    pub loudness: Loudness,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -72,6 +77,8 @@ impl Track {
             muted: false,
             video_codec,
             arrivals: SeqWindow::default(),
+            audio_level_extension: None,
+            loudness: Loudness::default(),
             cache: PacketCache::new(match kind {
                 MediaKind::Video => VIDEO_SLOTS,
                 MediaKind::Audio => AUDIO_SLOTS,

@@ -136,6 +136,15 @@ impl Sim {
         let addr: SocketAddr = format!("198.51.100.{}:5000", index + 10).parse().unwrap();
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
+        media_engine
+            .register_header_extension(
+                rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                    uri: rtc::sdp::extmap::AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .unwrap();
         let mut registry = Registry::new();
         if self.deliver_rtcp {
             registry = registry.with(Slot::from(14_000), DeliverFeedback::default());
@@ -386,6 +395,45 @@ impl Sim {
                 ..Default::default()
             },
             payload: Bytes::from(data),
+        };
+        sender.write_rtp(now, packet).unwrap();
+        self.pump();
+    }
+
+    /// Sends one 20 ms Opus packet from client `i` carrying `level` (0 is
+    /// the loudest, 127 silence) in the audio-level extension.
+    pub fn send_audio(&mut self, i: usize, seq: u16, level: u8) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let (sender, ssrc) = c.audio_sender.expect("a publishing client");
+        let mut sender = c.pc.rtp_sender(sender).unwrap();
+        let params = sender.get_parameters().rtp_parameters.clone();
+        let payload_type = params
+            .codecs
+            .iter()
+            .find(|p| p.rtp_codec.mime_type == "audio/opus")
+            .unwrap()
+            .payload_type;
+        let ext_id = params
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == rtc::sdp::extmap::AUDIO_LEVEL_URI)
+            .expect("audio level negotiated")
+            .id as u8;
+        let mut header = Header {
+            version: 2,
+            payload_type,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 960,
+            ssrc,
+            ..Default::default()
+        };
+        header
+            .set_extension(ext_id, Bytes::from(vec![0x80 | level]))
+            .unwrap();
+        let packet = Packet {
+            header,
+            payload: Bytes::from_static(&[0xfc; 40]),
         };
         sender.write_rtp(now, packet).unwrap();
         self.pump();
