@@ -151,6 +151,12 @@ fn operator_figures_come_from_real_rtcp() {
         bob_stats.quality
     );
     assert_eq!(bob_stats.quality.loss, Some(0.0));
+    let estimate = bob_stats
+        .quality
+        .bandwidth_estimate
+        .expect("a bandwidth estimate from Bob's TWCC feedback");
+    assert!(estimate > 0.0, "{estimate}");
+    assert!(snap.histograms.subscriber_bandwidth.count > 0);
     let alice_stats = sim.core.participant(now, alice).unwrap();
     assert!(
         alice_stats.quality.bitrate_in > 0.0,

@@ -153,6 +153,7 @@ pub struct ParticipantJson {
     loss: Option<f64>,
     rtt_ms: Option<f64>,
     jitter_ms: Option<f64>,
+    bandwidth_estimate_bps: Option<f64>,
     /// The simulcast layer it receives; there is one layer until simulcast.
     layer: &'static str,
 }
@@ -187,6 +188,7 @@ impl From<&ParticipantStats> for ParticipantJson {
             loss: p.quality.loss,
             rtt_ms: p.quality.rtt.map(|s| s * 1000.0),
             jitter_ms: p.quality.jitter.map(|s| s * 1000.0),
+            bandwidth_estimate_bps: p.quality.bandwidth_estimate,
             layer: "single",
         }
     }

@@ -342,17 +342,22 @@ fn histogram_families(h: &Histograms) -> Vec<MetricFamily> {
         ),
         histogram_family(
             "sfu_subscriber_rtt_seconds",
-            "Subscribers' round-trip time from their receiver reports, sampled every 2 s",
+            "Subscribers' round-trip time from each receiver report",
             &h.subscriber_rtt,
         ),
         histogram_family(
             "sfu_subscriber_jitter_seconds",
-            "Subscribers' interarrival jitter from their receiver reports, sampled every 2 s",
+            "Subscribers' interarrival jitter from each receiver report",
             &h.subscriber_jitter,
         ),
         histogram_family(
+            "sfu_subscriber_bandwidth_bps",
+            "Subscribers' downlink bandwidth estimate from transport-wide congestion control, sampled every 2 s",
+            &h.subscriber_bandwidth,
+        ),
+        histogram_family(
             "sfu_subscriber_loss_ratio",
-            "Subscribers' fraction lost from their receiver reports, sampled every 2 s",
+            "Subscribers' fraction lost from each receiver report",
             &h.subscriber_loss,
         ),
     ]

@@ -159,7 +159,7 @@ describe('operators: Prometheus, promtool and the admin API on a live call', () 
       async () => {
         const r = await api('GET', '/api/rooms');
         const ps = r.body?.rooms?.find((x) => x.name === room)?.participants ?? [];
-        const ok = ps.length === 2 && ps.every((p) => p.connected && p.bitrateInBps > 0 && p.bitrateOutBps > 0 && p.rttMs !== null);
+        const ok = ps.length === 2 && ps.every((p) => p.connected && p.bitrateInBps > 0 && p.bitrateOutBps > 0 && p.rttMs !== null && p.bandwidthEstimateBps > 0);
         return { ok, body: r.body };
       },
       { timeoutMs: 10_000, describe: (v) => JSON.stringify(v.body) },
@@ -172,6 +172,7 @@ describe('operators: Prometheus, promtool and the admin API on a live call', () 
       assert.ok(p.rttMs !== null && p.rttMs >= 0 && p.rttMs < 50, `${p.name} rttMs ${p.rttMs}`);
       assert.ok(p.jitterMs !== null && p.jitterMs >= 0 && p.jitterMs < 100, `${p.name} jitterMs ${p.jitterMs}`);
       assert.equal(p.loss, 0, `${p.name} loss`);
+      assert.ok(p.bandwidthEstimateBps > 100_000, `${p.name} bandwidthEstimateBps ${p.bandwidthEstimateBps}`);
       assert.equal(p.tracks.length, 2, `${p.name} publishes audio and video`);
       assert.equal(p.subscriptions, 2);
     }

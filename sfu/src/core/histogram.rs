@@ -14,6 +14,10 @@ pub const JOIN_TIME_BOUNDS: &[f64] = &[
 pub const RTT_BOUNDS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0];
 /// Bucket upper bounds (seconds) for interarrival jitter.
 pub const JITTER_BOUNDS: &[f64] = &[0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5];
+/// Bucket upper bounds (bits per second) for bandwidth estimates.
+pub const BANDWIDTH_BOUNDS: &[f64] = &[
+    50e3, 100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 10e6, 20e6,
+];
 /// Bucket upper bounds (fraction 0–1) for packet loss.
 pub const LOSS_BOUNDS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
 

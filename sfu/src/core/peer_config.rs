@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::NackGeneratorBuilder;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{CongestionControlBuilder, Gcc, NackGeneratorBuilder};
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -74,7 +74,15 @@ pub fn build_peer_connection(
     let registry = Registry::new()
         .with(Slot::from(14_000), DeliverFeedback::default())
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
-    let registry = configure_twcc_receiver_only(registry, &mut media_engine)?;
+    // Transport-wide congestion control both ways: TWCC sequence numbers on
+    // what we send and feedback on what we receive, and a GCC estimator per
+    // connection fed by the subscriber's TWCC feedback. Its estimate is the
+    // subscriber's downlink (`quality.rs`). No pacer: forwarding must not
+    // queue.
+    let registry = configure_twcc(registry, &mut media_engine)?.with(
+        Slot::CongestionControl,
+        CongestionControlBuilder::new(Gcc::default()).build(),
+    );
     let registry = configure_rtcp_reports(registry);
 
     let setting_engine = SettingEngineBuilder::new()

@@ -1,5 +1,6 @@
-//! Per-Peer live figures for operators: bitrates, refreshed every
-//! `SAMPLE_INTERVAL` on the Worker's timer from byte counts; loss, RTT and
+//! Per-Peer live figures for operators: bitrates and the downlink
+//! bandwidth estimate, refreshed every `SAMPLE_INTERVAL` on the Worker's
+//! timer from byte counts and the congestion controller; loss, RTT and
 //! jitter, from each receiver report (`reports.rs`); and the transport its
 //! connection uses.
 
@@ -55,6 +56,9 @@ pub struct Quality {
     pub jitter: Option<f64>,
     /// How its connection reached the SFU, once connected.
     pub transport: Option<Transport>,
+    /// The congestion controller's estimate of its downlink, in bits per
+    /// second, once it receives something and sends TWCC feedback.
+    pub bandwidth_estimate: Option<f64>,
 }
 
 /// Byte counts at the previous sample.
@@ -77,7 +81,7 @@ impl SampleBase {
 }
 
 impl Core {
-    /// Refreshes every Peer's bitrates.
+    /// Refreshes every Peer's bitrates and bandwidth estimate.
     pub(super) fn sample_quality(&mut self, now: Instant) {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
@@ -98,6 +102,27 @@ impl Core {
                 bytes_in: peer.bytes_in,
                 bytes_out: peer.bytes_out,
             };
+            if !peer.connected || peer.subscriptions.is_empty() {
+                continue;
+            }
+            // One estimate per connection; `rtc` copies it onto every
+            // outbound stream's statistics.
+            let report = peer.pc.get_stats(now, StatsSelector::None);
+            let estimate = report
+                .iter()
+                .filter_map(|e| match e {
+                    RTCStatsReportEntry::OutboundRtp(s) if s.target_bitrate > 0.0 => {
+                        Some(s.target_bitrate)
+                    }
+                    _ => None,
+                })
+                .fold(None, |best: Option<f64>, b| {
+                    Some(best.map_or(b, |x| x.max(b)))
+                });
+            if let Some(bps) = estimate {
+                peer.quality.bandwidth_estimate = Some(bps);
+                self.histograms.subscriber_bandwidth.observe(bps);
+            }
         }
     }
 

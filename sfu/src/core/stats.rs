@@ -3,7 +3,8 @@
 
 use super::forwarder::DropReason;
 use super::histogram::{
-    Histogram, FORWARD_LATENCY_BOUNDS, JITTER_BOUNDS, JOIN_TIME_BOUNDS, LOSS_BOUNDS, RTT_BOUNDS,
+    Histogram, BANDWIDTH_BOUNDS, FORWARD_LATENCY_BOUNDS, JITTER_BOUNDS, JOIN_TIME_BOUNDS,
+    LOSS_BOUNDS, RTT_BOUNDS,
 };
 use super::ids::MediaKind;
 use super::rtcp_count::RtcpCounts;
@@ -119,6 +120,8 @@ pub struct Histograms {
     pub subscriber_jitter: Histogram,
     /// Subscribers' fraction lost from their receiver reports (0–1).
     pub subscriber_loss: Histogram,
+    /// Subscribers' downlink bandwidth estimate (bits/s), sampled every 2 s.
+    pub subscriber_bandwidth: Histogram,
 }
 
 impl Default for Histograms {
@@ -129,6 +132,7 @@ impl Default for Histograms {
             subscriber_rtt: Histogram::new(RTT_BOUNDS),
             subscriber_jitter: Histogram::new(JITTER_BOUNDS),
             subscriber_loss: Histogram::new(LOSS_BOUNDS),
+            subscriber_bandwidth: Histogram::new(BANDWIDTH_BOUNDS),
         }
     }
 }
@@ -141,6 +145,7 @@ impl Histograms {
         self.subscriber_rtt.merge(&other.subscriber_rtt);
         self.subscriber_jitter.merge(&other.subscriber_jitter);
         self.subscriber_loss.merge(&other.subscriber_loss);
+        self.subscriber_bandwidth.merge(&other.subscriber_bandwidth);
     }
 }
 
