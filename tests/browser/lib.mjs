@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -55,11 +56,9 @@ class Tail {
  * Starts sfu-server on 127.0.0.1 with an ephemeral HTTP port and the given UDP
  * port, and waits for its "listening on" line.
  */
-export async function startServer({ udpPort, extraArgs = [], timeoutMs = 20_000 }) {
+export async function startServer({ udpPort, host = '127.0.0.1', extraArgs = [], timeoutMs = 20_000 }) {
   const bin = process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
-  const args = [
-    '--bind', '127.0.0.1:0', '--udp-port', String(udpPort), '--public-ip', '127.0.0.1', ...extraArgs,
-  ];
+  const args = ['--bind', `${host}:0`, '--udp-port', String(udpPort), '--public-ip', host, ...extraArgs];
   const env = { ...process.env, NO_COLOR: '1' }; // plain log lines for the failure dump
   const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = new Tail();
@@ -126,11 +125,21 @@ function readLines(stream, onLine) {
   stream.on('end', () => buf && onLine(buf));
 }
 
-export function launchBrowser() {
+/** Whether this process runs in a network namespace with nothing but `lo`. */
+export function inLoopbackOnlyNamespace() {
+  // /proc/self/net/dev lists the interfaces of this process's namespace.
+  const lines = readFileSync('/proc/self/net/dev', 'utf8').trim().split('\n').slice(2);
+  return lines.every((l) => l.trim().startsWith('lo:'));
+}
+
+export function launchBrowser(
+  executablePath = process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+  extraArgs = [],
+) {
   return chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+    executablePath,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
 

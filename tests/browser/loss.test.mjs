@@ -8,20 +8,20 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { fetchMetrics, freeUdpPort, joinCall, launchBrowser, startServer, waitFor } from './lib.mjs';
+import {
+  fetchMetrics,
+  freeUdpPort,
+  inLoopbackOnlyNamespace,
+  joinCall,
+  launchBrowser,
+  startServer,
+  waitFor,
+} from './lib.mjs';
 
 const RUN_MS = 20_000;
 const LOSS_PERCENT = 5;
 const TABLE = `sfu_loss_${process.pid}`;
-
-/** Only ever touch packet filtering inside a namespace that has nothing but `lo`. */
-function inLoopbackOnlyNamespace() {
-  // /proc/self/net/dev lists the interfaces of this process's namespace.
-  const lines = readFileSync('/proc/self/net/dev', 'utf8').trim().split('\n').slice(2);
-  return lines.every((l) => l.trim().startsWith('lo:'));
-}
 
 function nft(...args) {
   execFileSync('nft', args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
-use rtc::interceptor::{CongestionControlBuilder, Gcc, NackGeneratorBuilder};
+use rtc::interceptor::{
+    CongestionControlBuilder, Gcc, NackGeneratorBuilder, GCC_MAX_BITRATE, GCC_MIN_BITRATE,
+};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
@@ -35,6 +37,11 @@ use rtc::shared::error::Error as RtcError;
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(4);
 const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(8);
 const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where each subscriber's bandwidth estimate starts, in bits per second:
+/// a typical camera layer, so that a constrained downlink shows as the
+/// estimate falling and a free one as it holding or rising.
+pub const INITIAL_BANDWIDTH_ESTIMATE: f64 = 1_000_000.0;
 
 /// Builds the `rtc` connection of one Peer.
 ///
@@ -79,9 +86,10 @@ pub fn build_peer_connection(
     // connection fed by the subscriber's TWCC feedback. Its estimate is the
     // subscriber's downlink (`quality.rs`). No pacer: forwarding must not
     // queue.
+    let estimator = Gcc::new(INITIAL_BANDWIDTH_ESTIMATE, GCC_MIN_BITRATE, GCC_MAX_BITRATE);
     let registry = configure_twcc(registry, &mut media_engine)?.with(
         Slot::CongestionControl,
-        CongestionControlBuilder::new(Gcc::default()).build(),
+        CongestionControlBuilder::new(estimator).build(),
     );
     let registry = configure_rtcp_reports(registry);
 
