@@ -181,6 +181,24 @@ describe('operators: Prometheus, promtool and the admin API on a live call', () 
     assert.equal(one.status, 200);
     assert.equal(one.body.name, 'Bob');
     people.Bob.peerId = bob.peerId;
+
+    // The SFU's receiver reports give the browser a sane RTT and jitter for
+    // what it publishes (remote-inbound-rtp), and its sender reports a
+    // remote-outbound-rtp for what it receives.
+    const rtcp = await people.Alice.page.evaluate(async () => {
+      const out = { remoteInbound: [], remoteOutbound: 0 };
+      (await window.sfu.pc.getStats()).forEach((s) => {
+        if (s.type === 'remote-inbound-rtp') out.remoteInbound.push({ kind: s.kind, rtt: s.roundTripTime, jitter: s.jitter });
+        if (s.type === 'remote-outbound-rtp') out.remoteOutbound += 1;
+      });
+      return out;
+    });
+    assert.equal(rtcp.remoteInbound.length, 2, `remote-inbound-rtp: ${JSON.stringify(rtcp)}`);
+    for (const r of rtcp.remoteInbound) {
+      assert.ok(r.rtt >= 0 && r.rtt < 0.05, `${r.kind} roundTripTime ${r.rtt}`);
+      assert.ok(r.jitter >= 0 && r.jitter < 0.1, `${r.kind} jitter ${r.jitter}`);
+    }
+    assert.ok(rtcp.remoteOutbound >= 2, `remote-outbound-rtp: ${JSON.stringify(rtcp)}`);
   });
 
   step('kicking Bob tells him and removes him from Alice\'s call', async () => {

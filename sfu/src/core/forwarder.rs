@@ -33,11 +33,13 @@ pub enum DropReason {
     /// The same packet arrived from the publisher before (counted once, not
     /// per subscriber).
     Duplicate,
+    /// Nobody receives the Track (counted once per packet).
+    NoSubscriber,
 }
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
@@ -47,6 +49,7 @@ impl DropReason {
         DropReason::TooLateForRetransmission,
         DropReason::AwaitingKeyframe,
         DropReason::Duplicate,
+        DropReason::NoSubscriber,
     ];
 
     /// A stable label for metrics and logs.
@@ -61,6 +64,7 @@ impl DropReason {
             DropReason::TooLateForRetransmission => "too_late_for_retransmission",
             DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::Duplicate => "duplicate",
+            DropReason::NoSubscriber => "no_subscriber",
         }
     }
 }

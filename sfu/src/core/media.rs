@@ -73,6 +73,10 @@ impl Core {
             track.cache.insert(&packet);
         }
         let track = &*track;
+        if track.subscribers.is_empty() {
+            counters.drop(DropReason::NoSubscriber);
+            return;
+        }
         let keyframe_start = track
             .video_codec
             .is_some_and(|codec| codec.is_keyframe_start(&packet.payload));
