@@ -10,7 +10,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::Sim;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -19,22 +19,10 @@ use sfu::core::CoreConfig;
 fn connected_room(subscribers: usize, count_rtcp: bool) -> (Sim, usize, std::net::SocketAddr) {
     let mut config = CoreConfig::new(common::SFU_ADDR.parse().unwrap());
     config.count_rtcp = count_rtcp;
-    let mut sim = Sim::with_config(config);
-    let publisher = sim.add_client("pub", true);
-    let subs: Vec<usize> = (0..subscribers)
-        .map(|i| sim.add_client(&format!("s{i}"), false))
-        .collect();
-    sim.join(publisher, "bench");
-    for s in subs {
-        sim.join(s, "bench");
-    }
-    sim.connect_all();
-    for k in 0..5u16 {
-        sim.send_video(publisher, k, u32::from(k) * 3000, &[0u8; 100]);
-        sim.advance(Duration::from_millis(50));
-    }
-    let addr = sim.clients[publisher].addr;
-    (sim, publisher, addr)
+    let mut sim = Sim::connected(config, subscribers);
+    sim.send_frames(0, 0, 5);
+    let addr = sim.clients[0].addr;
+    (sim, 0, addr)
 }
 
 fn fanout(c: &mut Criterion) {

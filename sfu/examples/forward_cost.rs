@@ -11,32 +11,23 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::Duration;
-
 use common::Sim;
 use sfu::core::CoreConfig;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let packets: usize = args.get(1).and_then(|a| a.parse().ok()).expect("packets");
-    let subscribers: usize = args.get(2).and_then(|a| a.parse().ok()).expect("subscribers");
+    let subscribers: usize = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .expect("subscribers");
     let count_rtcp = args.get(3).map(|a| a == "on").expect("on or off");
 
     let mut config = CoreConfig::new(common::SFU_ADDR.parse().unwrap());
     config.count_rtcp = count_rtcp;
-    let mut sim = Sim::with_config(config);
-    let publisher = sim.add_client("pub", true);
-    let subs: Vec<usize> = (0..subscribers).map(|i| sim.add_client(&format!("s{i}"), false)).collect();
-    sim.join(publisher, "room");
-    for s in subs {
-        sim.join(s, "room");
-    }
-    sim.connect_all();
-    for k in 0..5u16 {
-        sim.send_video(publisher, k, u32::from(k) * 3000, &[0u8; 100]);
-        sim.advance(Duration::from_millis(50));
-    }
-    let addr = sim.clients[publisher].addr;
+    let mut sim = Sim::connected(config, subscribers);
+    sim.send_frames(0, 0, 5);
+    let (publisher, addr) = (0, sim.clients[0].addr);
     let datagrams = sim.video_datagrams(publisher, 100, packets);
     let now = sim.now;
     let mut sent = 0usize;

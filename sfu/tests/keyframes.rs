@@ -8,38 +8,13 @@ mod common;
 use std::time::Duration;
 
 use common::{codec_prefix, Sim};
-use sfu::core::DropReason;
-
-fn drops(sim: &Sim, reason: DropReason) -> u64 {
-    let i = DropReason::ALL.iter().position(|r| *r == reason).unwrap();
-    sim.core.snapshot().counters.dropped[i]
-}
-
-fn frames(sim: &mut Sim, publisher: usize, first_seq: u16, count: u16) {
-    for k in 0..count {
-        sim.send_video(
-            publisher,
-            first_seq.wrapping_add(k),
-            u32::from(k) * 3000,
-            &[7u8; 50],
-        );
-        sim.advance(Duration::from_millis(10));
-    }
-}
+use sfu::core::{CoreConfig, DropReason};
 
 #[test]
 fn fifty_subscribers_plis_within_100ms_make_one_upstream_pli() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let subs: Vec<usize> = (0..50)
-        .map(|i| sim.add_client(&format!("s{i}"), false))
-        .collect();
-    sim.join(publisher, "room");
-    for &s in &subs {
-        sim.join(s, "room");
-    }
-    sim.connect_all();
-    frames(&mut sim, publisher, 1, 20);
+    let mut sim = Sim::connected(CoreConfig::new(common::SFU_ADDR.parse().unwrap()), 50);
+    let (publisher, subs) = (0, (1..=50).collect::<Vec<usize>>());
+    sim.send_frames(publisher, 1, 20);
     sim.advance(Duration::from_secs(1));
     let before = sim.core.snapshot().counters;
     for (k, &s) in subs.iter().enumerate() {
@@ -69,7 +44,7 @@ fn no_delta_frame_reaches_a_subscriber_before_a_keyframe() {
     let alice = sim.join(publisher, "room");
     sim.join(early, "room");
     sim.connect_all();
-    frames(&mut sim, publisher, 1, 30);
+    sim.send_frames(publisher, 1, 30);
 
     // Carol joins while Alice sends only delta frames; Alice's encoder
     // ignores PLIs for now.
@@ -77,7 +52,7 @@ fn no_delta_frame_reaches_a_subscriber_before_a_keyframe() {
     let late = sim.add_client("carol", false);
     sim.join(late, "room");
     sim.connect_all();
-    let held_before = drops(&sim, DropReason::AwaitingKeyframe);
+    let held_before = sim.dropped(DropReason::AwaitingKeyframe);
     for k in 0..20u16 {
         sim.clients[publisher].keyframe_pending = false;
         sim.send_video(publisher, 31 + k, (31 + u32::from(k)) * 3000, &[7u8; 50]);
@@ -87,7 +62,7 @@ fn no_delta_frame_reaches_a_subscriber_before_a_keyframe() {
         sim.video_from(late, alice).is_empty(),
         "no delta frame before a keyframe"
     );
-    assert!(drops(&sim, DropReason::AwaitingKeyframe) >= held_before + 20);
+    assert!(sim.dropped(DropReason::AwaitingKeyframe) >= held_before + 20);
     assert!(
         sim.clients[publisher].plis_received > plis_before,
         "the SFU asked Alice for a keyframe"
@@ -95,7 +70,7 @@ fn no_delta_frame_reaches_a_subscriber_before_a_keyframe() {
 
     // Alice now honours the request: Carol starts exactly at the keyframe.
     sim.clients[publisher].keyframe_pending = true;
-    frames(&mut sim, publisher, 51, 20);
+    sim.send_frames(publisher, 51, 20);
     let got = sim.video_from(late, alice);
     assert_eq!(got.len(), 20, "everything from the keyframe on");
     assert_eq!(

@@ -11,18 +11,6 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use sfu::core::Signal;
 
-fn frames(sim: &mut Sim, publisher: usize, first_seq: u16, count: u16) {
-    for k in 0..count {
-        sim.send_video(
-            publisher,
-            first_seq.wrapping_add(k),
-            u32::from(k) * 3000,
-            &[0u8; 50],
-        );
-        sim.advance(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn subscriber_keyframe_requests_are_coalesced_per_track() {
     let mut sim = Sim::new();
@@ -35,7 +23,7 @@ fn subscriber_keyframe_requests_are_coalesced_per_track() {
         sim.join(s, "room");
     }
     sim.connect_all();
-    frames(&mut sim, publisher, 1, 10);
+    sim.send_frames(publisher, 1, 10);
     sim.advance(Duration::from_secs(1));
     let before = sim.core.snapshot().counters;
 
@@ -73,7 +61,7 @@ fn client_offer_during_server_offer_is_answered_and_server_reoffers() {
 
     // Bob holds the server's offer (tracks being added) and makes his own.
     sim.clients[sub].auto_answer = false;
-    frames(&mut sim, publisher, 1, 3);
+    sim.send_frames(publisher, 1, 3);
     assert_eq!(
         sim.clients[sub].held_offers.len(),
         1,
@@ -104,7 +92,7 @@ fn client_offer_during_server_offer_is_answered_and_server_reoffers() {
         "the server re-offers after answering"
     );
 
-    frames(&mut sim, publisher, 4, 50);
+    sim.send_frames(publisher, 4, 50);
     let got = sim.video_from(sub, alice);
     assert!(
         got.len() >= 45,
@@ -128,7 +116,7 @@ fn answer_without_offer_and_bad_sdp_are_refused_without_harm() {
     if let Ok(bogus) = bogus {
         assert!(sim.core.handle_offer(now, bob, bogus.sdp).is_err());
     }
-    frames(&mut sim, publisher, 1, 40);
+    sim.send_frames(publisher, 1, 40);
     assert!(sim.video_from(sub, alice).len() >= 35);
 }
 
@@ -140,7 +128,7 @@ fn muting_stops_forwarding_and_tells_the_room() {
     let alice = sim.join(publisher, "room");
     let bob = sim.join(sub, "room");
     sim.connect_all();
-    frames(&mut sim, publisher, 1, 20);
+    sim.send_frames(publisher, 1, 20);
     let before = sim.video_from(sub, alice).len();
     assert!(before >= 15);
 
@@ -155,7 +143,7 @@ fn muting_stops_forwarding_and_tells_the_room() {
     assert!(sim.clients[sub].signals.iter().any(
         |s| matches!(s, Signal::TrackMuted { peer_id, muted: true, .. } if *peer_id == alice)
     ));
-    frames(&mut sim, publisher, 21, 20);
+    sim.send_frames(publisher, 21, 20);
     assert_eq!(
         sim.video_from(sub, alice).len(),
         before,
@@ -173,7 +161,7 @@ fn muting_stops_forwarding_and_tells_the_room() {
         sim.core.snapshot().counters.keyframe_requests_sent > requests,
         "unmute asks for a keyframe"
     );
-    frames(&mut sim, publisher, 41, 20);
+    sim.send_frames(publisher, 41, 20);
     assert!(
         sim.video_from(sub, alice).len() >= before + 15,
         "forwarding resumes"

@@ -123,6 +123,46 @@ impl Sim {
         }
     }
 
+    /// A room with one publishing client (index 0) and `subscribers`
+    /// receive-only clients (indexes 1 to `subscribers`), all connected.
+    pub fn connected(config: CoreConfig, subscribers: usize) -> Self {
+        let mut sim = Self::with_config(config);
+        let publisher = sim.add_client("alice", true);
+        let subs: Vec<usize> = (0..subscribers)
+            .map(|i| sim.add_client(&format!("sub{i}"), false))
+            .collect();
+        sim.join(publisher, "room");
+        for s in subs {
+            sim.join(s, "room");
+        }
+        sim.connect_all();
+        sim
+    }
+
+    /// The peer id of client `i`.
+    pub fn peer(&self, i: usize) -> PeerId {
+        self.clients[i].peer_id.expect("the client joined")
+    }
+
+    /// Sends `count` video frames of one packet each from client `i`,
+    /// 10 ms apart.
+    pub fn send_frames(&mut self, i: usize, first_seq: u16, count: u16) {
+        for k in 0..count {
+            let seq = first_seq.wrapping_add(k);
+            self.send_video(i, seq, u32::from(seq) * 3000, &[7u8; 50]);
+            self.advance(Duration::from_millis(10));
+        }
+    }
+
+    /// Packets the core dropped for `reason`.
+    pub fn dropped(&self, reason: sfu::core::DropReason) -> u64 {
+        let i = sfu::core::DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("a listed reason");
+        self.core.snapshot().counters.dropped[i]
+    }
+
     /// Adds a client that will publish audio and video if `publish`.
     pub fn add_client(&mut self, name: &str, publish: bool) -> usize {
         self.add_client_with(name, publish.then(vp8))
