@@ -222,6 +222,17 @@ impl Core {
                     kind,
                 },
             );
+            if muted {
+                // Muted before its first packet: say so right away.
+                self.emit(
+                    member,
+                    Signal::TrackMuted {
+                        peer_id: id,
+                        track_id,
+                        muted: true,
+                    },
+                );
+            }
             self.subscribe(now, member, track_id);
             self.maybe_offer(now, member);
         }

@@ -117,8 +117,11 @@ fn deliver_signals(core: &mut Core, sessions: &mut HashMap<PeerId, mpsc::Sender<
             Signal::Closed { .. } | Signal::Removed { .. }
         );
         if let Some(tx) = sessions.get(&output.peer) {
-            if tx.try_send(output.signal).is_err() {
-                overflowed.push(output.peer);
+            match tx.try_send(output.signal) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(output.peer),
+                // The session is ending; its leave is on its way.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
         if closing {
