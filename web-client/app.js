@@ -1,84 +1,278 @@
-// Entry point: wires the join form, the signaling socket, the call and the
-// UI together, and exposes the session state as `window.sfu` for tests.
+// Entry point: one signaling connection per page, the home screen (call ID,
+// calling someone, joining a room), 1:1 calls (ringing.js) and room sessions
+// (room.js), wired to the page. Exposes state as `window.sfu` for tests.
 
+import { Chat } from './chat.js';
+import { getLocalMedia } from './devices.js';
+import { Ringing } from './ringing.js';
+import { isRoomMessage, RoomSession } from './room.js';
 import { Signaling, signalingUrl } from './signaling.js';
-import { Call } from './call.js';
+import { Grid } from './tiles.js';
 import * as ui from './ui.js';
 
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-const LEAVE_GRACE_MS = 1000;
-/** Close code the server uses when an administrator removes a participant. */
+const NAME_KEY = 'sfu.name';
+/** Close codes the server uses (docs/signaling.md). */
 const CLOSE_REMOVED = 4001;
+const CLOSE_MEDIA_FAILED = 1011;
 
 /** Session state, read by the browser tests. */
-const sfu = { pc: null, peerId: null, participants: new Map() };
+const sfu = { pc: null, peerId: null, participants: new Map(), callId: null, room: null, quality: {} };
 window.sfu = sfu;
 
-let session = null; // the current join attempt or call, see join()
+const grid = new Grid(ui.el.grid);
+const chat = new Chat(
+  {
+    log: ui.el.chatLog, form: ui.el.chatForm, input: ui.el.chatInput,
+    counter: ui.el.chatCounter, send: ui.el.chatSend, badge: ui.el.chatBadge,
+  },
+  (text) => room?.sendChat(text) ?? false,
+);
+const conn = new Signaling(signalingUrl(), { onOpen, onMessage, onDown });
+sfu.signaling = conn;
+const ringing = new Ringing({
+  send: (msg) => conn.send(msg),
+  getName: () => ui.el.nameInput.value.trim(),
+  onAnswered: (c) => startRoom({ room: c.room, kind: 'call', peerName: c.name }),
+  onEnded: (text) => {
+    if (room?.kind === 'call' || starting?.kind === 'call') endRoom();
+    if (text) ui.showNotice(text, 10_000);
+  },
+});
+
+let room = null; // the RoomSession, while in a room or call
+let starting = null; // a room being set up (waiting for camera and microphone)
+let rejoin = null; // { room } to rejoin after a reconnect
+let connectionProblem = false; // the error banner is about the connection
+let removed = false; // an administrator removed us: do not rejoin
+let panel = null; // the open side panel: people | chat | null
 
 init();
 
 function init() {
   const params = new URLSearchParams(window.location.search);
-  const room = params.get('room');
-  if (room) ui.el.roomInput.value = room;
   ui.el.nameInput.value = loadName();
-  (room ? ui.el.nameInput : ui.el.roomInput).focus();
+  const roomParam = params.get('room');
+  if (roomParam) ui.el.roomInput.value = roomParam;
+  const callParam = params.get('call');
+  if (callParam) ui.el.calleeInput.value = callParam;
+  (ui.el.nameInput.value ? (callParam ? ui.el.callButton : roomParam ? ui.el.joinButton : ui.el.calleeInput) : ui.el.nameInput).focus();
 
+  ui.el.nameInput.addEventListener('change', () => {
+    const name = ui.el.nameInput.value.trim();
+    if (validName(name)) saveName(name);
+    ringing.nameChanged();
+  });
   ui.el.joinForm.addEventListener('submit', (event) => {
     event.preventDefault();
-    join(ui.el.roomInput.value.trim(), ui.el.nameInput.value.trim());
+    joinRoom(ui.el.roomInput.value.trim());
   });
-  ui.el.leave.addEventListener('click', () => leave());
-  ui.el.copyLink.addEventListener('click', () => copyLink());
-  window.addEventListener('pagehide', () => session?.signaling?.close());
+  ui.el.dialForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!requireName()) return;
+    ringing.dial(ui.el.calleeInput.value);
+  });
+  ui.el.answer.addEventListener('click', () => ringing.answer());
+  ui.el.decline.addEventListener('click', () => ringing.decline());
+  ui.el.cancelCall.addEventListener('click', () => ringing.cancel());
+  ui.el.copyId.addEventListener('click', () => ui.copyWithFeedback(ui.el.copyId, sfu.callId ?? ''));
+  ui.el.copyCallLink.addEventListener('click', () =>
+    ui.copyWithFeedback(ui.el.copyCallLink, `${window.location.origin}/?call=${sfu.callId ?? ''}`),
+  );
+  ui.el.copyLink.addEventListener('click', () => ui.copyWithFeedback(ui.el.copyLink, window.location.href));
+  ui.el.leave.addEventListener('click', () => leaveRoom());
+  ui.el.micToggle.addEventListener('click', () => room?.toggleMic());
+  ui.el.camToggle.addEventListener('click', () => room?.toggleCamera());
+  ui.el.screenToggle.addEventListener('click', () => room?.toggleScreen());
+  ui.el.chatToggle.addEventListener('click', () => togglePanel('chat'));
+  ui.el.peopleToggle.addEventListener('click', () => togglePanel('people'));
+  ui.el.panelClose.addEventListener('click', () => togglePanel(null));
+  ui.el.devicesToggle.addEventListener('click', () => toggleDevices());
+  ui.el.cameraSelect.addEventListener('change', () => room?.switchDevice('videoinput', ui.el.cameraSelect.value));
+  ui.el.micSelect.addEventListener('change', () => room?.switchDevice('audioinput', ui.el.micSelect.value));
+  window.addEventListener('pagehide', () => conn.stop());
+  ui.setPanel(null);
+  ui.setConnection('connecting', 'Connecting…');
+  conn.start();
 }
 
-async function join(room, name) {
-  if (session) return;
+function onOpen({ reconnected }) {
+  ui.setConnection('online', 'Online');
+  if (connectionProblem) {
+    ui.clearError();
+    connectionProblem = false;
+    if (reconnected) ui.showNotice('Reconnected to the server.', 3000);
+  }
+  ringing.onOpen();
+  if (room?.state === 'new') room.join();
+  else if (rejoin && !removed) {
+    const { room: name } = rejoin;
+    rejoin = null;
+    joinRoom(name);
+  } else if (!room) ui.setStatus('Ready');
+}
+
+function onDown({ code, wasOpen, retryInMs }) {
+  ui.setConnection('offline', 'Offline');
+  ringing.onDown();
+  const secs = Math.max(1, Math.round(retryInMs / 1000));
+  if (room && room.state !== 'new') {
+    // The server removed us from the room with the socket.
+    if (room.kind === 'room' && code !== CLOSE_REMOVED) rejoin = { room: room.room };
+    endRoom();
+  }
+  if (code === CLOSE_REMOVED) {
+    removed = true;
+    ui.showError('You were removed from the call by an administrator.');
+    return;
+  }
+  if (code === CLOSE_MEDIA_FAILED) {
+    ui.showError('Your media connection failed, so the server ended the session. Reconnecting…');
+  } else if (!wasOpen && !connectionProblem) {
+    ui.showError(`Cannot reach the server at ${window.location.host}. Retrying in ${secs} s…`);
+  } else if (wasOpen) {
+    ui.showError(rejoin ? 'Connection to the server lost. Reconnecting and rejoining the room…' : 'Connection to the server lost. Reconnecting…');
+  }
+  connectionProblem = true;
+  ui.setStatus(`Offline · retrying in ${secs} s`);
+}
+
+function onMessage(msg) {
+  if (isRoomMessage(msg.type)) {
+    room?.handle(msg);
+    return;
+  }
+  switch (msg.type) {
+    case 'registered':
+    case 'calling':
+    case 'ring':
+    case 'callAccepted':
+    case 'callEnded':
+    case 'missedCall':
+      ringing.handle(msg);
+      break;
+    case 'error':
+      onServerError(msg);
+      break;
+    case 'pong':
+      break;
+    default:
+      console.warn('unknown server message', msg);
+  }
+}
+
+function onServerError(msg) {
+  const callRequests = ['register', 'call', 'accept', 'decline', 'cancel', 'hangup'];
+  if (callRequests.includes(msg.request)) return ringing.onError(msg);
+  if (msg.request && room) return room.onError(msg);
+  if (msg.code === 'kicked') {
+    removed = true;
+    ui.showError('You were removed from the call by an administrator.');
+    return;
+  }
+  if (msg.code === 'media_failed') return; // the close that follows explains it
+  ui.showError(`Server error (${msg.code}): ${msg.message}`);
+}
+
+function validName(name) {
+  const n = [...name].length;
+  return n >= 1 && n <= 64;
+}
+
+function requireName() {
+  const name = ui.el.nameInput.value.trim();
+  if (validName(name)) return true;
+  ui.showError('Enter your name first (1–64 characters): others see it.');
+  ui.el.nameInput.focus();
+  return false;
+}
+
+function joinRoom(name) {
+  if (room || starting) return;
   ui.clearError();
-  if (!ROOM_RE.test(room)) {
+  if (!ROOM_RE.test(name)) {
     ui.showError('Room names are 1–64 characters: letters, digits, "_", "." or "-".');
     return;
   }
-  const nameLength = [...name].length;
-  if (nameLength < 1 || nameLength > 64) {
-    ui.showError('Your name must be 1–64 characters.');
-    return;
-  }
-  saveName(name);
-  ui.setJoining(true);
-
-  const s = {
-    room, name, signaling: null, call: null, localStream: null,
-    joined: false, leaving: false, mediaState: 'new',
-    unknownStreams: new Map(), // stream id -> MediaStream not (yet) matched to a participant
-  };
-  session = s;
-
-  ui.setStatus('Asking for camera and microphone…');
-  s.localStream = await getLocalMedia();
-  if (session !== s) return;
-
-  ui.setStatus('Connecting to the server…');
-  s.signaling = new Signaling(signalingUrl(), {
-    onMessage: (msg) => onMessage(s, msg),
-    onClose: (info) => onSocketClosed(s, info),
-  });
-  try {
-    await s.signaling.open();
-  } catch (err) {
-    ui.showError(`Cannot reach the signaling server: ${err.message}`);
-    teardown(s, 'Not connected');
-    return;
-  }
-  s.signaling.send({ type: 'join', room, name });
+  if (!requireName()) return;
+  removed = false;
+  startRoom({ room: name, kind: 'room' });
 }
 
-/** The display name last used in this browser, if storage is available. */
+async function startRoom({ room: roomName, kind, peerName = null }) {
+  endRoom();
+  const name = ui.el.nameInput.value.trim() || 'Guest';
+  if (validName(name)) saveName(name);
+  if (kind === 'room') ui.setBusy(ui.el.joinButton, true, 'Join', 'Joining…');
+  ui.setStatus('Starting your camera and microphone…');
+  const token = { kind };
+  starting = token;
+  const { stream, warning } = await getLocalMedia();
+  if (starting !== token) {
+    // Cancelled meanwhile (the call ended, or another started).
+    stream?.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  starting = null;
+  if (warning) ui.showError(warning);
+  room = new RoomSession({
+    send: (m) => conn.send(m), room: roomName, name, kind, peerName, stream, grid, chat,
+    onJoinFailed: (text) => {
+      room = null;
+      showHome();
+      ui.showError(text);
+    },
+  });
+  chat.clear();
+  ui.showCallView(kind === 'call' ? `Call with ${peerName}` : `Room ${roomName}`, { copyable: kind === 'room' });
+  if (kind === 'room') window.history.replaceState(null, '', `${window.location.pathname}?room=${encodeURIComponent(roomName)}`);
+  if (conn.connected) room.join();
+  else ui.setStatus('Connecting to the server…');
+}
+
+/** The Leave / Hang up button. */
+function leaveRoom() {
+  if (!room) return;
+  if (room.kind === 'call') ringing.hangup(); // ends the room too, via onEnded
+  endRoom();
+  ui.setStatus('Left');
+}
+
+/** Leaves the current room (if any) and shows the home screen. */
+function endRoom() {
+  starting = null;
+  const r = room;
+  room = null;
+  r?.leave();
+  showHome();
+}
+
+function showHome() {
+  togglePanel(null);
+  ui.el.devicesPanel.hidden = true;
+  ui.showHome();
+  if (window.location.search.includes('room=')) window.history.replaceState(null, '', window.location.pathname);
+  if (conn.connected) ui.setStatus('Ready');
+}
+
+function togglePanel(which) {
+  panel = which && which !== panel ? which : null;
+  ui.setPanel(panel);
+  chat.setOpen(panel === 'chat');
+  grid.layout();
+}
+
+function toggleDevices() {
+  const open = ui.el.devicesPanel.hidden;
+  ui.el.devicesPanel.hidden = !open;
+  ui.el.devicesToggle.classList.toggle('active', open);
+  ui.el.devicesToggle.setAttribute('aria-pressed', String(open));
+  if (open) room?.fillDevicePickers?.();
+}
+
 function loadName() {
   try {
-    return localStorage.getItem('sfu.name') ?? '';
+    return localStorage.getItem(NAME_KEY) ?? '';
   } catch {
     return '';
   }
@@ -86,204 +280,8 @@ function loadName() {
 
 function saveName(name) {
   try {
-    localStorage.setItem('sfu.name', name);
+    localStorage.setItem(NAME_KEY, name);
   } catch {
     // storage disabled: nothing to remember
   }
-}
-
-async function getLocalMedia() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    ui.showError('Camera and microphone need a secure context (HTTPS, or localhost). Joining receive-only.');
-    return null;
-  }
-  try {
-    return await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-  } catch (err) {
-    ui.showError(`Camera/microphone unavailable (${err.name}: ${err.message}). Joining receive-only.`);
-    return null;
-  }
-}
-
-function onMessage(s, msg) {
-  if (session !== s) {
-    // After Leave the UI is already back at the form; `left` ends the socket.
-    if (msg.type === 'left') s.signaling.close();
-    return;
-  }
-  switch (msg.type) {
-    case 'joined':
-      onJoined(s, msg);
-      break;
-    case 'offer':
-    case 'answer':
-    case 'candidate':
-      if (s.call) s.call.handle(msg);
-      else console.warn(`ignoring ${msg.type} before joined`);
-      break;
-    case 'participantJoined': {
-      addParticipant(msg.peerId, msg.name, []);
-      const early = s.unknownStreams.get(msg.peerId);
-      if (early) ui.attachStream(msg.peerId, early);
-      s.unknownStreams.delete(msg.peerId);
-      updateStatus(s);
-      break;
-    }
-    case 'participantLeft':
-      s.unknownStreams.delete(msg.peerId);
-      sfu.participants.delete(msg.peerId);
-      ui.removeTile(msg.peerId);
-      updateStatus(s);
-      break;
-    case 'trackPublished': {
-      const p = sfu.participants.get(msg.peerId);
-      if (p && !p.tracks.some((t) => t.trackId === msg.trackId)) {
-        p.tracks.push({ trackId: msg.trackId, kind: msg.kind });
-      }
-      break;
-    }
-    case 'trackUnpublished': {
-      const p = sfu.participants.get(msg.peerId);
-      if (p) p.tracks = p.tracks.filter((t) => t.trackId !== msg.trackId);
-      break;
-    }
-    case 'left':
-      s.signaling.close();
-      teardown(s, 'Left the room');
-      break;
-    case 'pong':
-      break;
-    case 'error':
-      onServerError(s, msg);
-      break;
-    default:
-      console.warn('unknown server message', msg);
-  }
-}
-
-function onJoined(s, msg) {
-  s.joined = true;
-  sfu.peerId = msg.peerId;
-  sfu.participants.clear();
-  for (const p of msg.participants ?? []) addParticipant(p.peerId, p.name, p.tracks ?? []);
-
-  s.call = new Call({
-    iceServers: msg.iceServers ?? [],
-    localStream: s.localStream,
-    send: (m) => s.signaling.send(m),
-    onRemoteTrack: (peerId, track, stream) => {
-      if (sfu.participants.has(peerId)) {
-        ui.attachStream(peerId, stream);
-      } else {
-        // Shown once `participantJoined` names it; never, if no one does.
-        console.warn(`${track.kind} track for unknown participant ${peerId}`);
-        s.unknownStreams.set(peerId, stream);
-      }
-    },
-    onConnectionState: (state) => onConnectionState(s, state),
-    onError: (text) => ui.showError(text),
-  });
-  sfu.pc = s.call.pc;
-
-  ui.setLocalStream(s.localStream);
-  ui.showCallView(msg.room ?? s.room, s.name);
-  const url = `${window.location.pathname}?room=${encodeURIComponent(s.room)}`;
-  window.history.replaceState(null, '', url);
-  updateStatus(s);
-  s.call.start();
-}
-
-function addParticipant(peerId, name, tracks) {
-  sfu.participants.set(peerId, { name, tracks: [...tracks] });
-  ui.ensureTile(peerId, name);
-}
-
-function onServerError(s, msg) {
-  const text = `Server error${msg.code ? ` (${msg.code})` : ''}: ${msg.message ?? 'unknown'}`;
-  ui.showError(text);
-  if (!s.joined) {
-    // The join itself was refused (bad room or name, …): back to the form.
-    s.signaling.close();
-    teardown(s, 'Not connected');
-  }
-}
-
-function onSocketClosed(s, { code, reason, expected }) {
-  if (session !== s) return;
-  if (!expected) {
-    const why = reason ? `: ${reason}` : '';
-    let text = `Connection to the server was closed (code ${code}${why}).`;
-    if (code === CLOSE_REMOVED) text = 'You were removed from the call by an administrator.';
-    if (s.joined && (s.mediaState === 'connecting' || s.mediaState === 'failed')) {
-      text += " Media never connected: check that the server's UDP media port is reachable.";
-    }
-    ui.showError(text);
-  }
-  teardown(s, expected ? 'Left the room' : 'Disconnected');
-}
-
-function onConnectionState(s, state) {
-  if (state === 'failed') {
-    ui.showError(
-      "Media connection failed: ICE could not reach the server's UDP port. " +
-        'Check that the UDP media port is open and that the server advertises the right --public-ip.',
-    );
-  }
-  s.mediaState = state;
-  updateStatus(s);
-}
-
-function updateStatus(s) {
-  if (session !== s || !s.joined) return;
-  const others = sfu.participants.size;
-  const people = others === 1 ? '1 other participant' : `${others} other participants`;
-  const media = s.mediaState;
-  ui.setStatus(`In room "${s.room}" as ${s.name} · ${people} · media: ${media}`);
-}
-
-function leave() {
-  const s = session;
-  if (!s || s.leaving) return;
-  s.leaving = true;
-  if (s.signaling.send({ type: 'leave' })) {
-    // Close the socket once the server confirms with `left`, or soon anyway.
-    setTimeout(() => s.signaling.close(), LEAVE_GRACE_MS);
-  } else {
-    s.signaling.close();
-  }
-  teardown(s, 'Left the room');
-}
-
-/** Releases everything a session holds and goes back to the join form. */
-function teardown(s, status) {
-  if (session === s) session = null;
-  s.call?.close();
-  for (const track of s.localStream?.getTracks() ?? []) track.stop();
-  s.localStream = null;
-  sfu.pc = null;
-  sfu.peerId = null;
-  sfu.participants.clear();
-  ui.clearRemoteTiles();
-  ui.setLocalStream(null);
-  ui.showJoinView();
-  ui.setStatus(status);
-}
-
-async function copyLink() {
-  const url = window.location.href;
-  let ok = false;
-  try {
-    await navigator.clipboard.writeText(url);
-    ok = true;
-  } catch {
-    const input = document.createElement('textarea');
-    input.value = url;
-    document.body.append(input);
-    input.select();
-    ok = document.execCommand('copy');
-    input.remove();
-  }
-  ui.el.copyLink.textContent = ok ? 'Copied!' : 'Copy failed';
-  setTimeout(() => (ui.el.copyLink.textContent = 'Copy link'), 2000);
-  if (!ok) window.prompt('Copy this link:', url);
 }

@@ -1,7 +1,9 @@
-// WebSocket signaling client for the `/ws` protocol (docs/signaling.md):
-// JSON text frames, one handler per message type, keep-alive pings.
+// WebSocket signaling client for the `/ws` protocol (docs/signaling.md): one
+// socket per page, JSON text frames, keep-alive pings, and reconnection with
+// backoff whenever the connection drops or cannot be opened.
 
 const PING_INTERVAL_MS = 20_000;
+const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
 
 /** The signaling endpoint on the server that served this page. */
 export function signalingUrl(loc = window.location) {
@@ -10,9 +12,11 @@ export function signalingUrl(loc = window.location) {
 }
 
 /**
- * One WebSocket to the server.
- * `handlers.onMessage(msg)` gets every parsed server message;
- * `handlers.onClose({code, reason, expected})` fires once when the socket closes.
+ * A signaling connection that keeps itself open.
+ * - `onOpen({ reconnected })`: the socket (re)opened.
+ * - `onMessage(msg)`: a parsed server message.
+ * - `onDown({ code, reason, wasOpen, retryInMs })`: it closed or could not
+ *   open; it retries after `retryInMs`.
  */
 export class Signaling {
   constructor(url, handlers) {
@@ -20,49 +24,68 @@ export class Signaling {
     this.handlers = handlers;
     this.ws = null;
     this.pingTimer = null;
-    this.closing = false;
+    this.retryTimer = null;
+    this.attempt = 0;
+    this.everOpened = false;
+    this.stopped = false;
+    window.addEventListener('online', () => this.retryNow());
   }
 
-  /** Opens the socket; resolves once it is open, rejects if it never opens. */
-  open() {
-    return new Promise((resolve, reject) => {
-      let opened = false;
-      const ws = new WebSocket(this.url);
-      this.ws = ws;
-      ws.addEventListener('open', () => {
-        opened = true;
-        this.pingTimer = setInterval(() => this.send({ type: 'ping' }), PING_INTERVAL_MS);
-        resolve();
-      });
-      ws.addEventListener('message', (event) => this.#onFrame(event));
-      ws.addEventListener('close', (event) => {
-        clearInterval(this.pingTimer);
-        this.pingTimer = null;
-        if (!opened) {
-          reject(new Error(`cannot connect to ${this.url} (code ${event.code})`));
-          return;
-        }
-        this.handlers.onClose?.({
-          code: event.code,
-          reason: event.reason,
-          expected: this.closing,
-        });
-      });
+  /** True while the socket is open. */
+  get connected() {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Opens the socket (and keeps reopening it until `stop`). */
+  start() {
+    if (this.stopped || this.ws) return;
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    let opened = false;
+    ws.addEventListener('open', () => {
+      opened = true;
+      const reconnected = this.everOpened;
+      this.everOpened = true;
+      this.attempt = 0;
+      this.pingTimer = setInterval(() => this.send({ type: 'ping' }), PING_INTERVAL_MS);
+      this.handlers.onOpen?.({ reconnected });
     });
+    ws.addEventListener('message', (event) => this.#onFrame(event));
+    ws.addEventListener('close', (event) => {
+      clearInterval(this.pingTimer);
+      this.pingTimer = null;
+      this.ws = null;
+      if (this.stopped) return;
+      const retryInMs = RETRY_DELAYS_MS[Math.min(this.attempt, RETRY_DELAYS_MS.length - 1)];
+      this.attempt += 1;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.start();
+      }, retryInMs);
+      this.handlers.onDown?.({ code: event.code, reason: event.reason, wasOpen: opened, retryInMs });
+    });
+  }
+
+  /** Reconnects at once if a retry is waiting. */
+  retryNow() {
+    if (!this.retryTimer) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.start();
   }
 
   /** Sends one message; returns false if the socket is not open. */
   send(msg) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    if (!this.connected) return false;
     this.ws.send(JSON.stringify(msg));
     return true;
   }
 
-  /** Closes the socket on purpose (onClose then reports `expected: true`). */
-  close() {
-    this.closing = true;
+  /** Closes the socket for good (the page is going away). */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
-    this.pingTimer = null;
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, 'bye');
   }
 

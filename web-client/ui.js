@@ -1,164 +1,248 @@
-// DOM of the client: join form vs. call view, the local and remote video
-// tiles, the status line and the error banner.
+// The page's fixed parts: element lookups, home vs. call view, the status
+// line, the connection badge, the error and notice banners, the ringing
+// banners, the side panel (people / chat) and the toolbar buttons. All text
+// is set with textContent.
+
+import { icon, setIcon } from './icons.js';
 
 const $ = (id) => document.getElementById(id);
 
 export const el = {
-  joinView: $('join-view'),
+  homeView: $('home-view'),
+  callView: $('call-view'),
+  nameInput: $('name'),
+  myCallId: $('my-call-id'),
+  copyId: $('copy-id'),
+  copyCallLink: $('copy-call-link'),
+  idHint: $('id-hint'),
+  dialForm: $('dial-form'),
+  calleeInput: $('callee-id'),
+  callButton: $('call-button'),
   joinForm: $('join-form'),
   joinButton: $('join'),
   roomInput: $('room'),
-  nameInput: $('name'),
-  callView: $('call-view'),
   callControls: $('call-controls'),
-  roomLabel: $('room-label'),
+  roomTitle: $('room-title'),
   copyLink: $('copy-link'),
-  leave: $('leave'),
+  connState: $('conn-state'),
   grid: $('grid'),
-  localTile: $('local-tile'),
-  localVideo: $('local-video'),
-  localName: $('local-name'),
+  sidePanel: $('side-panel'),
+  panelTitle: $('panel-title'),
+  panelClose: $('panel-close'),
+  peoplePanel: $('people-panel'),
+  peopleList: $('people-list'),
+  peopleCount: $('people-count'),
+  chatPanel: $('chat-panel'),
+  chatLog: $('chat-log'),
+  chatForm: $('chat-form'),
+  chatInput: $('chat-input'),
+  chatSend: $('chat-send'),
+  chatCounter: $('chat-counter'),
+  chatBadge: $('chat-badge'),
+  devicesPanel: $('devices-panel'),
+  cameraSelect: $('camera-select'),
+  micSelect: $('mic-select'),
+  micToggle: $('mic-toggle'),
+  camToggle: $('cam-toggle'),
+  screenToggle: $('screen-toggle'),
+  chatToggle: $('chat-toggle'),
+  peopleToggle: $('people-toggle'),
+  devicesToggle: $('devices-toggle'),
+  leave: $('leave'),
   status: $('status'),
   error: $('error'),
   errorText: $('error-text'),
+  errorAction: $('error-action'),
   errorClose: $('error-close'),
+  notice: $('notice'),
+  noticeText: $('notice-text'),
+  noticeClose: $('notice-close'),
+  incoming: $('incoming'),
+  incomingText: $('incoming-text'),
+  answer: $('answer'),
+  decline: $('decline'),
+  outgoing: $('outgoing'),
+  outgoingText: $('outgoing-text'),
+  cancelCall: $('cancel-call'),
 };
 
+const TOOL_ICONS = {
+  'mic-toggle': 'mic', 'cam-toggle': 'camera', 'screen-toggle': 'screen', 'chat-toggle': 'chat',
+  'people-toggle': 'people', 'devices-toggle': 'settings', leave: 'hangup',
+};
+for (const [id, name] of Object.entries(TOOL_ICONS)) $(id).prepend(icon(name));
+$('incoming-icon').append(icon('phone'));
+$('outgoing-icon').append(icon('phone'));
+
+let errorAction = null;
+let noticeTimer = null;
+
 el.errorClose.addEventListener('click', () => clearError());
+el.noticeClose.addEventListener('click', () => (el.notice.hidden = true));
+el.errorAction.addEventListener('click', () => {
+  const action = errorAction;
+  clearError();
+  action?.run();
+});
 
 export function setStatus(text) {
   el.status.textContent = text;
 }
 
-export function showError(text) {
+/** The server connection badge: connecting / online / offline. */
+export function setConnection(state, text) {
+  el.connState.dataset.state = state;
+  el.connState.textContent = text;
+}
+
+/** An error banner; `action` ({ label, run }) adds a button. */
+export function showError(text, action = null) {
   console.error('error shown:', text);
   el.errorText.textContent = text;
+  errorAction = action;
+  el.errorAction.hidden = !action;
+  if (action) el.errorAction.textContent = action.label;
   el.error.hidden = false;
 }
 
 export function clearError() {
   el.errorText.textContent = '';
   el.error.hidden = true;
+  errorAction = null;
 }
 
-export function setJoining(busy) {
-  el.joinButton.disabled = busy;
-  el.joinButton.textContent = busy ? 'Joining…' : 'Join';
+/** A passing message, hidden after `ms` (0 keeps it). */
+export function showNotice(text, ms = 6000) {
+  el.noticeText.textContent = text;
+  el.notice.hidden = false;
+  clearTimeout(noticeTimer);
+  if (ms > 0) noticeTimer = setTimeout(() => (el.notice.hidden = true), ms);
 }
 
-export function showJoinView() {
+export function hideNotice() {
+  el.notice.hidden = true;
+}
+
+export function showIncoming(text) {
+  el.incomingText.textContent = text;
+  el.incoming.hidden = false;
+  el.answer.disabled = false;
+  el.decline.disabled = false;
+  el.answer.focus();
+}
+
+export function hideIncoming() {
+  el.incoming.hidden = true;
+}
+
+export function showOutgoing(text) {
+  el.outgoingText.textContent = text;
+  el.outgoing.hidden = false;
+  el.cancelCall.disabled = false;
+}
+
+export function hideOutgoing() {
+  el.outgoing.hidden = true;
+}
+
+export function showHome() {
   el.callView.hidden = true;
   el.callControls.hidden = true;
-  el.joinView.hidden = false;
-  setJoining(false);
+  el.homeView.hidden = false;
+  document.body.classList.remove('in-call');
+  setBusy(el.joinButton, false, 'Join');
+  setBusy(el.callButton, false, 'Call');
 }
 
-export function showCallView(room, name) {
-  el.roomLabel.textContent = room;
-  el.localName.textContent = `${name} (you)`;
-  el.localTile.querySelector('.placeholder').textContent = initial(name);
-  el.joinView.hidden = true;
+/** The call view for a room (`title`), or a 1:1 call (`copyable` false). */
+export function showCallView(title, { copyable }) {
+  el.roomTitle.textContent = title;
+  el.copyLink.hidden = !copyable;
+  el.homeView.hidden = true;
   el.callView.hidden = false;
   el.callControls.hidden = false;
+  document.body.classList.add('in-call');
 }
 
-export function setLocalStream(stream) {
-  el.localVideo.srcObject = stream;
-  const hasVideo = !!stream && stream.getVideoTracks().length > 0;
-  el.localTile.classList.toggle('no-video', !hasVideo);
+export function setBusy(button, busy, idleText, busyText = `${idleText}…`) {
+  button.disabled = busy;
+  button.textContent = busy ? busyText : idleText;
 }
 
-/** Finds or creates the tile of a remote participant. */
-export function ensureTile(peerId, name) {
-  let tile = findTile(peerId);
-  if (!tile) {
-    tile = document.createElement('figure');
-    tile.className = 'tile remote no-video';
-    tile.dataset.peerId = peerId;
-
-    const video = document.createElement('video');
-    video.autoplay = true;
-    video.playsInline = true;
-    video.setAttribute('playsinline', '');
-
-    const placeholder = document.createElement('div');
-    placeholder.className = 'placeholder';
-    placeholder.setAttribute('aria-hidden', 'true');
-
-    const label = document.createElement('figcaption');
-    label.className = 'name';
-
-    tile.append(video, placeholder, label);
-    el.grid.append(tile);
-  }
-  if (name !== undefined) setTileName(tile, name);
-  return tile;
+/** A toolbar toggle: pressed state, icon and label. */
+export function setTool(button, { pressed, iconName, label, disabled = false }) {
+  button.setAttribute('aria-pressed', String(pressed));
+  button.classList.toggle('active', pressed);
+  button.disabled = disabled;
+  setIcon(button, iconName);
+  button.querySelector('.tool-label').textContent = label;
+  button.title = label;
 }
 
-function setTileName(tile, name) {
-  tile.querySelector('.name').textContent = name;
-  tile.querySelector('.placeholder').textContent = initial(name);
+/** Opens the side panel on `which` (people / chat), or closes it (null). */
+export function setPanel(which) {
+  el.sidePanel.hidden = !which;
+  el.peoplePanel.hidden = which !== 'people';
+  el.chatPanel.hidden = which !== 'chat';
+  el.panelTitle.textContent = which === 'people' ? 'People' : 'Chat';
+  el.chatToggle.classList.toggle('active', which === 'chat');
+  el.chatToggle.setAttribute('aria-pressed', String(which === 'chat'));
+  el.peopleToggle.classList.toggle('active', which === 'people');
+  el.peopleToggle.setAttribute('aria-pressed', String(which === 'people'));
+  if (which === 'chat') el.chatInput.focus({ preventScroll: true });
 }
 
-/** Shows a remote participant's media stream in its tile. */
-export function attachStream(peerId, stream) {
-  const tile = ensureTile(peerId);
-  const video = tile.querySelector('video');
-  const refresh = () => tile.classList.toggle('no-video', stream.getVideoTracks().length === 0);
-  if (video.srcObject !== stream) {
-    video.srcObject = stream;
-    stream.addEventListener('addtrack', refresh);
-    stream.addEventListener('removetrack', refresh);
-    play(tile, video);
-  }
-  refresh();
+/** The participant list: `[{ name, you, micMuted, cameraOff, screen }]`. */
+export function renderPeople(people) {
+  el.peopleCount.textContent = String(people.length);
+  el.peopleList.replaceChildren(
+    ...people.map((p) => {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      name.className = 'person-name';
+      name.textContent = p.you ? `${p.name} (you)` : p.name;
+      const state = document.createElement('span');
+      state.className = 'person-state';
+      if (p.screen) state.append(badge('screen', 'Sharing screen'));
+      if (p.cameraOff) state.append(badge('cameraOff', 'Camera off'));
+      if (p.micMuted) state.append(badge('micOff', 'Muted'));
+      li.append(name, state);
+      return li;
+    }),
+  );
 }
 
-function play(tile, video) {
-  video.play().catch((err) => {
-    if (err.name !== 'NotAllowedError') return;
-    // Autoplay with sound was refused: play muted and offer to unmute.
-    video.muted = true;
-    video.play().catch(() => {});
-    if (tile.querySelector('.unmute')) return;
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'unmute';
-    button.textContent = 'Unmute';
-    button.addEventListener('click', () => {
-      video.muted = false;
-      video.play().catch(() => {});
-      button.remove();
-    });
-    tile.append(button);
-  });
+function badge(iconName, text) {
+  const span = document.createElement('span');
+  span.className = 'state-badge';
+  span.title = text;
+  span.setAttribute('aria-label', text);
+  span.append(icon(iconName));
+  return span;
 }
 
-export function removeTile(peerId) {
-  const tile = findTile(peerId);
-  if (!tile) return;
-  const video = tile.querySelector('video');
-  video.srcObject = null;
-  tile.remove();
-}
-
-export function clearRemoteTiles() {
-  for (const tile of el.grid.querySelectorAll('.tile.remote')) {
-    removeTile(tile.dataset.peerId);
+/** Copies `text`; returns whether it worked. */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const input = document.createElement('textarea');
+    input.value = text;
+    document.body.append(input);
+    input.select();
+    const ok = document.execCommand('copy');
+    input.remove();
+    return ok;
   }
 }
 
-export function remoteTileCount() {
-  return el.grid.querySelectorAll('.tile.remote').length;
-}
-
-function findTile(peerId) {
-  for (const tile of el.grid.querySelectorAll('.tile.remote')) {
-    if (tile.dataset.peerId === peerId) return tile;
-  }
-  return null;
-}
-
-function initial(name) {
-  return (name ?? '').trim().charAt(0).toUpperCase() || '?';
+/** Copies `text` and says so on `button` for 2 s. */
+export async function copyWithFeedback(button, text) {
+  button.dataset.label ??= button.textContent;
+  const ok = await copyText(text);
+  button.textContent = ok ? 'Copied!' : 'Copy failed';
+  clearTimeout(Number(button.dataset.timer));
+  button.dataset.timer = String(setTimeout(() => (button.textContent = button.dataset.label), 2000));
+  if (!ok) window.prompt('Copy this:', text);
 }

@@ -37,6 +37,11 @@ pub struct Config {
     #[arg(long, env = "SFU_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Seconds an unanswered 1:1 call rings before it times out.
+    #[arg(long, env = "SFU_RING_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub ring_timeout_secs: u64,
+
     /// Log format.
     #[arg(long, env = "SFU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -51,6 +56,7 @@ impl Config {
             udp_port: 0,
             public_ip: None,
             admin_token: Some(admin_token.to_owned()),
+            ring_timeout_secs: 30,
             log_format: LogFormat::Text,
         }
     }

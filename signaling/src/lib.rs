@@ -3,15 +3,19 @@
 //! (`main.rs`) parses the command line and calls [`start`].
 
 pub mod api;
+pub mod calls;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod ratelimit;
+pub mod room_messages;
 pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -40,6 +44,8 @@ pub struct AppState {
     pub admin_token: String,
     /// Set when the server stops accepting joins.
     pub draining: AtomicBool,
+    /// Personal call IDs, 1:1 calls and their private rooms.
+    pub calls: Arc<calls::CallRegistry>,
 }
 
 /// The HTTP routes.
@@ -139,6 +145,9 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         shutdown: shutdown_rx.clone(),
         admin_token: admin_token.clone(),
         draining: AtomicBool::new(false),
+        calls: Arc::new(calls::CallRegistry::new(Duration::from_secs(
+            config.ring_timeout_secs,
+        ))),
     });
     let app = router(state.clone());
     let mut stop = shutdown_rx;

@@ -1,9 +1,14 @@
-//! The JSON messages of the `/ws` signaling protocol (docs/signaling.md),
-//! and the conversion of the media plane's [`Signal`]s into them.
+//! The JSON messages of the `/ws` signaling protocol (docs/signaling.md):
+//! client messages and their validation here, server messages (and the
+//! conversion of the media plane's signals into them) in [`server`].
 
-use serde::{Deserialize, Serialize};
-use sfu::core::{Participant, Signal};
+mod server;
+
+use serde::Deserialize;
 use sfu::worker::RTCIceCandidateInit;
+
+use crate::room_messages::TrackSource;
+pub use server::{EndReason, IceServer, ParticipantInfo, ServerMessage, TrackInfo};
 
 /// Largest text frame accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -44,13 +49,81 @@ pub enum ClientMessage {
     Leave,
     /// Keep-alive.
     Ping,
+    /// Reserve a personal call ID (or rename the one this socket holds).
+    Register {
+        /// The display name callers and callees see.
+        name: Option<String>,
+        /// The ID to reserve (the one stored from an earlier visit); a fresh
+        /// one when absent.
+        call_id: Option<String>,
+    },
+    /// Ring the holder of a call ID.
+    Call {
+        /// The call ID to ring.
+        to: String,
+    },
+    /// Answer a ringing call.
+    Accept {
+        /// The call (from `ring`).
+        call: String,
+    },
+    /// Refuse a ringing call.
+    Decline {
+        /// The call.
+        call: String,
+    },
+    /// Withdraw one's own ringing call.
+    Cancel {
+        /// The call.
+        call: String,
+    },
+    /// End a call.
+    Hangup {
+        /// The call.
+        call: String,
+    },
+    /// Chat text to everyone else in the room.
+    Chat {
+        /// At most 4 KiB.
+        text: String,
+    },
+    /// Mute or unmute one of the client's published tracks.
+    Mute {
+        /// The client's `MediaStreamTrack.id` (as in its SDP `msid`).
+        track_id: String,
+        /// Muted from now on.
+        muted: bool,
+    },
+    /// Says what one of the client's tracks shows.
+    TrackSource {
+        /// The client's `MediaStreamTrack.id`.
+        track_id: String,
+        /// `camera` or `screen`.
+        source: TrackSource,
+    },
 }
 
 /// Every `type` a client may send.
-pub const CLIENT_TYPES: [&str; 6] = ["join", "offer", "answer", "candidate", "leave", "ping"];
+pub const CLIENT_TYPES: [&str; 15] = [
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "leave",
+    "ping",
+    "register",
+    "call",
+    "accept",
+    "decline",
+    "cancel",
+    "hangup",
+    "chat",
+    "mute",
+    "trackSource",
+];
 
 /// Every `code` an `error` message may carry (docs/signaling.md).
-pub const ERROR_CODES: [&str; 14] = [
+pub const ERROR_CODES: [&str; 27] = [
     "bad_json",
     "unknown_type",
     "binary_not_supported",
@@ -65,217 +138,20 @@ pub const ERROR_CODES: [&str; 14] = [
     "kicked",
     "server_busy",
     "internal",
+    "rate_limited",
+    "bad_call_id",
+    "id_taken",
+    "already_registered",
+    "not_registered",
+    "unknown_id",
+    "self_call",
+    "call_in_progress",
+    "no_such_call",
+    "private_room",
+    "bad_chat",
+    "chat_too_long",
+    "bad_track",
 ];
-
-/// A track as listed in `joined`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrackInfo {
-    /// `t<n>`.
-    pub track_id: String,
-    /// `audio` or `video`.
-    pub kind: &'static str,
-}
-
-/// A participant as listed in `joined`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParticipantInfo {
-    /// `p<n>`.
-    pub peer_id: String,
-    /// Display name.
-    pub name: String,
-    /// What it publishes.
-    pub tracks: Vec<TrackInfo>,
-}
-
-impl From<&Participant> for ParticipantInfo {
-    fn from(p: &Participant) -> Self {
-        Self {
-            peer_id: p.peer_id.to_string(),
-            name: p.name.clone(),
-            tracks: p
-                .tracks
-                .iter()
-                .map(|(id, kind)| TrackInfo {
-                    track_id: id.to_string(),
-                    kind: kind.as_str(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// An ICE server for the client's `RTCPeerConnection`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IceServer {
-    /// `stun:` / `turn:` URLs.
-    pub urls: Vec<String>,
-}
-
-/// A message to the client.
-#[derive(Debug, Serialize)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum ServerMessage {
-    /// The join succeeded.
-    Joined {
-        /// The room.
-        room: String,
-        /// The client's id.
-        peer_id: String,
-        /// Who is already there.
-        participants: Vec<ParticipantInfo>,
-        /// ICE servers for the client.
-        ice_servers: Vec<IceServer>,
-    },
-    /// The SFU's answer.
-    Answer {
-        /// The SDP.
-        sdp: String,
-    },
-    /// A server-initiated offer.
-    Offer {
-        /// The SDP.
-        sdp: String,
-    },
-    /// Someone entered.
-    ParticipantJoined {
-        /// Who.
-        peer_id: String,
-        /// Display name.
-        name: String,
-    },
-    /// Someone left.
-    ParticipantLeft {
-        /// Who.
-        peer_id: String,
-    },
-    /// A track started.
-    TrackPublished {
-        /// The publisher.
-        peer_id: String,
-        /// The track.
-        track_id: String,
-        /// `audio` or `video`.
-        kind: &'static str,
-    },
-    /// A track ended.
-    TrackUnpublished {
-        /// The publisher.
-        peer_id: String,
-        /// The track.
-        track_id: String,
-    },
-    /// A publisher muted or unmuted a track.
-    TrackMuted {
-        /// The publisher.
-        peer_id: String,
-        /// The track.
-        track_id: String,
-        /// Muted now.
-        muted: bool,
-    },
-    /// The room's active speaker changed.
-    ActiveSpeaker {
-        /// Who speaks now.
-        peer_id: String,
-    },
-    /// Application data another participant sent to the room.
-    Message {
-        /// The sender.
-        from: String,
-        /// The sender's display name.
-        name: String,
-        /// What they sent.
-        payload: String,
-    },
-    /// The reply to `leave`.
-    Left,
-    /// The reply to `ping`.
-    Pong,
-    /// A request failed.
-    Error {
-        /// Machine-readable code (docs/signaling.md).
-        code: &'static str,
-        /// For people.
-        message: String,
-    },
-}
-
-impl ServerMessage {
-    /// An `error` message.
-    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
-        ServerMessage::Error {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The protocol message for a media-plane signal.
-    pub fn from_signal(signal: Signal) -> Self {
-        match signal {
-            Signal::Answer { sdp } => ServerMessage::Answer { sdp },
-            Signal::Offer { sdp } => ServerMessage::Offer { sdp },
-            Signal::ParticipantJoined { peer_id, name } => ServerMessage::ParticipantJoined {
-                peer_id: peer_id.to_string(),
-                name,
-            },
-            Signal::ParticipantLeft { peer_id } => ServerMessage::ParticipantLeft {
-                peer_id: peer_id.to_string(),
-            },
-            Signal::TrackPublished {
-                peer_id,
-                track_id,
-                kind,
-            } => ServerMessage::TrackPublished {
-                peer_id: peer_id.to_string(),
-                track_id: track_id.to_string(),
-                kind: kind.as_str(),
-            },
-            Signal::TrackUnpublished { peer_id, track_id } => ServerMessage::TrackUnpublished {
-                peer_id: peer_id.to_string(),
-                track_id: track_id.to_string(),
-            },
-            Signal::Closed { reason } => ServerMessage::error("media_failed", reason),
-            Signal::Removed { reason } => ServerMessage::error("kicked", reason),
-            Signal::ActiveSpeaker { peer_id } => ServerMessage::ActiveSpeaker {
-                peer_id: peer_id.to_string(),
-            },
-            Signal::TrackMuted {
-                peer_id,
-                track_id,
-                muted,
-            } => ServerMessage::TrackMuted {
-                peer_id: peer_id.to_string(),
-                track_id: track_id.to_string(),
-                muted,
-            },
-            Signal::Message {
-                from,
-                name,
-                payload,
-            } => ServerMessage::Message {
-                from: from.to_string(),
-                name,
-                payload,
-            },
-        }
-    }
-
-    /// The JSON text of this message.
-    pub fn to_json(&self) -> String {
-        // Serializing these plain structs cannot fail: every field is a
-        // string, number, list or struct of those.
-        serde_json::to_string(self).unwrap_or_else(|_| {
-            r#"{"type":"error","code":"internal","message":"serialization"}"#.to_owned()
-        })
-    }
-}
 
 /// Why a client frame was not understood.
 #[derive(Debug, PartialEq, Eq)]
@@ -407,17 +283,54 @@ mod tests {
     }
 
     #[test]
-    fn server_messages_are_camel_case() {
-        let json = ServerMessage::ParticipantJoined {
-            peer_id: "p1".into(),
-            name: "A".into(),
+    fn parses_call_chat_and_media_messages() {
+        assert!(matches!(
+            parse_client_message(r#"{"type":"register","name":"A","callId":"ABCDEFG"}"#),
+            Ok(ClientMessage::Register {
+                name: Some(_),
+                call_id: Some(_)
+            })
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"register"}"#),
+            Ok(ClientMessage::Register {
+                name: None,
+                call_id: None
+            })
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"call","to":"ABCDEFG"}"#),
+            Ok(ClientMessage::Call { .. })
+        ));
+        for kind in ["accept", "decline", "cancel", "hangup"] {
+            let text = format!(r#"{{"type":"{kind}","call":"c1"}}"#);
+            assert!(parse_client_message(&text).is_ok(), "{kind}");
         }
-        .to_json();
+        assert!(matches!(
+            parse_client_message(r#"{"type":"chat","text":"hi"}"#),
+            Ok(ClientMessage::Chat { .. })
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"mute","trackId":"x","muted":true}"#),
+            Ok(ClientMessage::Mute { muted: true, .. })
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"trackSource","trackId":"x","source":"screen"}"#),
+            Ok(ClientMessage::TrackSource {
+                source: TrackSource::Screen,
+                ..
+            })
+        ));
         assert_eq!(
-            json,
-            r#"{"type":"participantJoined","peerId":"p1","name":"A"}"#
+            parse_client_message(r#"{"type":"trackSource","trackId":"x","source":"tv"}"#)
+                .unwrap_err()
+                .code,
+            "bad_json"
         );
-        assert_eq!(ServerMessage::Pong.to_json(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            parse_client_message(r#"{"type":"call"}"#).unwrap_err().code,
+            "bad_json"
+        );
     }
 
     #[test]

@@ -1,10 +1,20 @@
 //! One participant's signaling WebSocket (`GET /ws`): parses client
-//! messages, forwards them to the media Worker, and relays the Worker's
-//! signals back. Bad input gets an `error` message and is counted; it never
-//! ends the session except for an oversized frame (close 1009).
+//! messages, forwards them to the media Worker or the call registry, and
+//! relays the Worker's signals and the registry's call events back. Bad
+//! input gets an `error` message and is counted; it never ends the session
+//! except for an oversized frame (close 1009). A client that stops answering
+//! the server's pings is disconnected after [`IDLE_TIMEOUT`].
+//!
+//! Call requests are in `ws/calling.rs`, in-room requests (chat, mute,
+//! track sources) in `ws/in_room.rs`.
 
+mod calling;
+mod in_room;
+
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -13,6 +23,7 @@ use futures_util::{SinkExt, StreamExt};
 use sfu::core::{PeerId, Signal};
 use sfu::worker::WorkerError;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::Instrument;
 
@@ -20,6 +31,7 @@ use crate::protocol::{
     parse_client_message, validate_name, validate_room, ClientMessage, ParticipantInfo,
     ServerMessage, MAX_MESSAGE_BYTES,
 };
+use crate::ratelimit::RateLimiter;
 use crate::AppState;
 
 /// Frames above this are refused by the WebSocket layer itself, which then
@@ -35,8 +47,15 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_INTERNAL: u16 = 1011;
 /// Close code: an administrator removed the participant (application range).
 const CLOSE_REMOVED: u16 = 4001;
+/// Close code: the client stopped answering pings (application range).
+const CLOSE_IDLE: u16 = 4002;
 /// How long the closing handshake may take.
-const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The server pings every socket this often.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// A socket that sent nothing (not even a pong) for this long is closed, so
+/// a vanished client's call ends for the other party within 10 s.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(7);
 
 /// Whether a read failed because a message or frame exceeded the limits.
 fn is_capacity_error(err: &axum::Error) -> bool {
@@ -45,7 +64,7 @@ fn is_capacity_error(err: &axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
-/// Numbers signaling connections for the logs.
+/// Numbers signaling connections for the logs and the call registry.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Upgrades to a signaling session.
@@ -57,51 +76,96 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -
             // Every log line of this socket carries its connection id, and its
             // room and peer id once it has joined.
             let span = tracing::info_span!("ws", conn = id, room = Empty, peer = Empty);
-            session(socket, state).instrument(span)
+            session(socket, state, id).instrument(span)
         })
 }
 
 /// What the session loop does after handling a client message.
 enum Next {
     Continue,
+    Ping,
     Close(u16, String),
 }
 
 struct Session {
     state: Arc<AppState>,
+    /// This socket's connection number.
+    conn: u64,
     peer: Option<PeerId>,
+    room: Option<String>,
     signals: Option<mpsc::Receiver<Signal>>,
     outbox: Vec<ServerMessage>,
+    /// The call ID this socket holds, once registered.
+    call_id: Option<String>,
+    call_events: Option<mpsc::Receiver<ServerMessage>>,
+    /// `register` requests.
+    register_limiter: RateLimiter,
+    /// `call` requests.
+    call_limiter: RateLimiter,
+    /// `chat` messages.
+    chat_limiter: RateLimiter,
+    /// `mute` and `trackSource`.
+    media_limiter: RateLimiter,
+    /// The client's own track ids it has muted.
+    muted: HashSet<String>,
+    /// `trackSource` requests waiting for their track to be published.
+    pending_sources: Vec<in_room::PendingSource>,
+    /// When to look the pending sources up again.
+    source_retry_at: Instant,
+    /// Resolved track sources, told again to each newcomer.
+    sources: Vec<(String, crate::room_messages::TrackSource)>,
+    /// When the client last sent anything.
+    last_seen: Instant,
+    /// The `type` of the request being handled, named in its errors.
+    request: Option<&'static str>,
 }
 
-async fn session(socket: WebSocket, state: Arc<AppState>) {
+async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
     state.metrics.ws_connections.inc();
     let mut shutdown = state.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
     let mut s = Session {
         state: state.clone(),
+        conn,
         peer: None,
+        room: None,
         signals: None,
         outbox: Vec::new(),
+        call_id: None,
+        call_events: None,
+        register_limiter: RateLimiter::new(10, 1.0),
+        call_limiter: RateLimiter::new(6, 1.0),
+        chat_limiter: RateLimiter::new(8, 2.0),
+        media_limiter: RateLimiter::new(20, 5.0),
+        muted: HashSet::new(),
+        pending_sources: Vec::new(),
+        source_retry_at: Instant::now(),
+        sources: Vec::new(),
+        last_seen: Instant::now(),
+        request: None,
     };
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let close = loop {
         let next = tokio::select! {
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => s.on_text(&text).await,
-                Some(Ok(Message::Binary(_))) => {
-                    s.error("binary_not_supported", "binary frames are not part of the protocol");
-                    Next::Continue
+            frame = stream.next() => {
+                s.last_seen = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => s.on_text(&text).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        s.error("binary_not_supported", "binary frames are not part of the protocol");
+                        Next::Continue
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(err)) if is_capacity_error(&err) => {
+                        s.error("too_big", format!("message exceeds {MAX_MESSAGE_BYTES} bytes"));
+                        break Some((CLOSE_TOO_BIG, format!("message exceeds {MAX_MESSAGE_BYTES} bytes")));
+                    }
+                    // The client vanished or broke the framing: nothing to answer.
+                    Some(Err(_)) => break None,
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Err(err)) if is_capacity_error(&err) => {
-                    s.error("too_big", format!("message exceeds {MAX_MESSAGE_BYTES} bytes"));
-                    break Some((CLOSE_TOO_BIG, format!("message exceeds {MAX_MESSAGE_BYTES} bytes")));
-                }
-                // The client vanished or broke the framing: nothing to answer.
-                Some(Err(_)) => break None,
             },
-            signal = next_signal(&mut s.signals) => match signal {
+            signal = next_item(&mut s.signals) => match signal {
                 Some(signal) => s.on_signal(signal),
                 None => {
                     s.signals = None;
@@ -109,15 +173,41 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
                     Next::Close(CLOSE_INTERNAL, "media worker dropped this session".to_owned())
                 }
             },
+            event = next_item(&mut s.call_events) => {
+                if let Some(event) = event {
+                    s.on_call_event(event);
+                }
+                Next::Continue
+            },
+            _ = tokio::time::sleep_until(s.source_retry_at), if !s.pending_sources.is_empty() => {
+                s.resolve_sources().await;
+                Next::Continue
+            },
+            _ = ping.tick() => {
+                if s.last_seen.elapsed() >= IDLE_TIMEOUT {
+                    break Some((CLOSE_IDLE, "no reply from the client".to_owned()));
+                }
+                Next::Ping
+            },
             _ = shutdown.changed() => break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned())),
         };
         if send_outbox(&mut sink, &mut s.outbox).await.is_err() {
             break None;
         }
-        if let Next::Close(code, reason) = next {
-            break Some((code, reason));
+        match next {
+            Next::Continue => {}
+            Next::Ping => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+            Next::Close(code, reason) => break Some((code, reason)),
         }
     };
+    // Release the call ID first: the other party of a call learns at once.
+    if let Some(id) = s.call_id.take() {
+        state.calls.unregister(&id, conn);
+    }
     if send_outbox(&mut sink, &mut s.outbox).await.is_ok() {
         if let Some((code, reason)) = close {
             let frame = CloseFrame {
@@ -138,8 +228,9 @@ async fn session(socket: WebSocket, state: Arc<AppState>) {
     state.metrics.ws_connections.dec();
 }
 
-async fn next_signal(signals: &mut Option<mpsc::Receiver<Signal>>) -> Option<Signal> {
-    match signals {
+/// The next item of an optional channel; pending forever without one.
+async fn next_item<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
@@ -163,7 +254,11 @@ impl Session {
             .ws_errors
             .with_label_values(&[code])
             .inc();
-        self.outbox.push(ServerMessage::error(code, message));
+        self.outbox.push(ServerMessage::Error {
+            code,
+            message: message.into(),
+            request: self.request,
+        });
     }
 
     fn worker_error(&mut self, err: WorkerError) {
@@ -189,15 +284,19 @@ impl Session {
             Signal::Removed { .. } => Some((CLOSE_REMOVED, "removed by an administrator")),
             _ => None,
         };
-        let message = ServerMessage::from_signal(signal);
-        if let ServerMessage::Error { code, .. } = &message {
-            self.state
-                .metrics
-                .ws_errors
-                .with_label_values(&[code])
-                .inc();
+        if let Signal::ParticipantJoined { .. } = &signal {
+            self.retell_sources();
         }
-        self.outbox.push(message);
+        if let Some(message) = ServerMessage::from_signal(signal) {
+            if let ServerMessage::Error { code, .. } = &message {
+                self.state
+                    .metrics
+                    .ws_errors
+                    .with_label_values(&[code])
+                    .inc();
+            }
+            self.outbox.push(message);
+        }
         if let Some((code, reason)) = close {
             self.peer = None;
             self.signals = None;
@@ -229,32 +328,23 @@ impl Session {
                 return Next::Continue;
             }
         };
-        let kind = match &message {
-            ClientMessage::Join { .. } => "join",
-            ClientMessage::Offer { .. } => "offer",
-            ClientMessage::Answer { .. } => "answer",
-            ClientMessage::Candidate { .. } => "candidate",
-            ClientMessage::Leave => "leave",
-            ClientMessage::Ping => "ping",
-        };
+        let kind = message_type(&message);
         self.state
             .metrics
             .ws_messages
             .with_label_values(&[kind])
             .inc();
+        self.request = Some(kind);
+        self.handle(message).await;
+        self.request = None;
+        Next::Continue
+    }
+
+    async fn handle(&mut self, message: ClientMessage) {
         match message {
             ClientMessage::Ping => self.outbox.push(ServerMessage::Pong),
             ClientMessage::Join { room, name } => self.join(room, name).await,
-            ClientMessage::Leave => match self.peer.take() {
-                Some(peer) => {
-                    self.signals = None;
-                    match self.state.worker.leave(peer).await {
-                        Ok(()) => self.outbox.push(ServerMessage::Left),
-                        Err(err) => self.worker_error(err),
-                    }
-                }
-                None => self.error("not_joined", "leave before join"),
-            },
+            ClientMessage::Leave => self.leave().await,
             ClientMessage::Offer { sdp } => {
                 if let Some(peer) = self.joined_peer() {
                     if let Err(err) = self.state.worker.offer(peer, sdp).await {
@@ -276,8 +366,18 @@ impl Session {
                     }
                 }
             }
+            ClientMessage::Register { name, call_id } => self.register(name, call_id),
+            ClientMessage::Call { to } => self.call(&to),
+            ClientMessage::Accept { call } => self.act(&call, crate::calls::CallAction::Accept),
+            ClientMessage::Decline { call } => self.act(&call, crate::calls::CallAction::Decline),
+            ClientMessage::Cancel { call } => self.act(&call, crate::calls::CallAction::Cancel),
+            ClientMessage::Hangup { call } => self.act(&call, crate::calls::CallAction::Hangup),
+            ClientMessage::Chat { text } => self.chat(text).await,
+            ClientMessage::Mute { track_id, muted } => self.mute(track_id, muted).await,
+            ClientMessage::TrackSource { track_id, source } => {
+                self.track_source(track_id, source).await
+            }
         }
-        Next::Continue
     }
 
     fn joined_peer(&mut self) -> Option<PeerId> {
@@ -297,10 +397,17 @@ impl Session {
         if let Err(message) = validate_name(&name) {
             return self.error("bad_name", message);
         }
+        if let Err(err) = self.state.calls.may_join(&room, self.call_id.as_deref()) {
+            return self.error(err.code(), err.to_string());
+        }
         let name = name.trim().to_owned();
         match self.state.worker.join(room.clone(), name).await {
             Ok((joined, signals)) => {
                 self.peer = Some(joined.peer_id);
+                self.room = Some(room.clone());
+                if let Some(id) = &self.call_id {
+                    self.state.calls.set_in_room(id, &room, true);
+                }
                 let span = tracing::Span::current();
                 span.record("room", room.as_str());
                 span.record("peer", tracing::field::display(joined.peer_id));
@@ -319,5 +426,49 @@ impl Session {
             }
             Err(err) => self.worker_error(err),
         }
+    }
+
+    async fn leave(&mut self) {
+        let Some(peer) = self.peer.take() else {
+            return self.error("not_joined", "leave before join");
+        };
+        self.muted.clear();
+        self.pending_sources.clear();
+        self.sources.clear();
+        if let (Some(id), Some(room)) = (&self.call_id, self.room.take()) {
+            self.state.calls.set_in_room(id, &room, false);
+        }
+        // Keep receiving signals until the Worker has removed us: it takes
+        // a closed channel for a stuck session and disconnects it.
+        let result = self.state.worker.leave(peer).await;
+        self.signals = None;
+        match result {
+            // Already removed (the media connection failed meanwhile).
+            Ok(()) | Err(WorkerError::Core(sfu::core::CoreError::UnknownPeer)) => {
+                self.outbox.push(ServerMessage::Left)
+            }
+            Err(err) => self.worker_error(err),
+        }
+    }
+}
+
+/// The `type` of a parsed client message, for `sfu_ws_messages_total`.
+fn message_type(message: &ClientMessage) -> &'static str {
+    match message {
+        ClientMessage::Join { .. } => "join",
+        ClientMessage::Offer { .. } => "offer",
+        ClientMessage::Answer { .. } => "answer",
+        ClientMessage::Candidate { .. } => "candidate",
+        ClientMessage::Leave => "leave",
+        ClientMessage::Ping => "ping",
+        ClientMessage::Register { .. } => "register",
+        ClientMessage::Call { .. } => "call",
+        ClientMessage::Accept { .. } => "accept",
+        ClientMessage::Decline { .. } => "decline",
+        ClientMessage::Cancel { .. } => "cancel",
+        ClientMessage::Hangup { .. } => "hangup",
+        ClientMessage::Chat { .. } => "chat",
+        ClientMessage::Mute { .. } => "mute",
+        ClientMessage::TrackSource { .. } => "trackSource",
     }
 }

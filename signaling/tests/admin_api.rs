@@ -36,6 +36,7 @@ async fn oneshot_auth_and_errors() {
         shutdown,
         admin_token: "secret".to_owned(),
         draining: AtomicBool::new(false),
+        calls: Default::default(),
     });
     let app = signaling::router(state.clone());
     let call = |uri: &str, auth: Option<&str>, method: &str| {

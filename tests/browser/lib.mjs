@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import { mkdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,12 +54,12 @@ class Tail {
 }
 
 /**
- * Starts sfu-server on 127.0.0.1 with an ephemeral HTTP port and the given UDP
- * port, and waits for its "listening on" line.
+ * Starts sfu-server on 127.0.0.1 with an ephemeral HTTP port (or `httpPort`)
+ * and the given UDP port, and waits for its "listening on" line.
  */
-export async function startServer({ udpPort, host = '127.0.0.1', extraArgs = [], timeoutMs = 20_000 }) {
+export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, extraArgs = [], timeoutMs = 20_000 }) {
   const bin = process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
-  const args = ['--bind', `${host}:0`, '--udp-port', String(udpPort), '--public-ip', host, ...extraArgs];
+  const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--public-ip', host, ...extraArgs];
   const env = { ...process.env, NO_COLOR: '1' }; // plain log lines for the failure dump
   const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = new Tail();
@@ -223,3 +224,62 @@ export async function fetchMetrics(baseUrl) {
   if (!res.ok) throw new Error(`GET /metrics: HTTP ${res.status}`);
   return res.text();
 }
+
+/**
+ * Opens the web client's home screen in a fresh context as `name` (typed
+ * into the name field). `viewport` defaults to 1280x720; `init(context)`
+ * runs before the page opens (to add init scripts).
+ */
+export async function openHome(browser, baseUrl, name, { viewport = { width: 1280, height: 720 }, path: urlPath = '/', init = null } = {}) {
+  const context = await browser.newContext({ viewport });
+  if (init) await init(context);
+  const page = await context.newPage();
+  const logs = new Tail(200);
+  page.on('console', (msg) => logs.push(`[${name}] ${msg.type()}: ${msg.text()}`));
+  page.on('pageerror', (err) => logs.push(`[${name}] pageerror: ${err.message}`));
+  await page.goto(`${baseUrl}${urlPath}`);
+  await page.fill('#name', name);
+  await page.locator('#name').dispatchEvent('change');
+  return { name, context, page, logs };
+}
+
+/** Saves a PNG of `page` as test-artifacts/`file`, at `viewport` if given. */
+export async function saveScreenshot(page, file, viewport = null) {
+  const dir = path.join(repoRoot, 'test-artifacts');
+  await mkdir(dir, { recursive: true });
+  const before = page.viewportSize();
+  if (viewport) {
+    await page.setViewportSize(viewport);
+    await sleep(400); // let the grid lay itself out again
+  }
+  await page.screenshot({ path: path.join(dir, file) });
+  if (viewport && before) await page.setViewportSize(before);
+}
+
+/** packetsSent of each outbound audio and video stream of `window.sfu.pc`. */
+export async function outboundStats(page) {
+  return page.evaluate(async () => {
+    const out = { audio: [], video: [] };
+    const pc = window.sfu?.pc;
+    if (!pc) return out;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp') out[s.kind]?.push(s.packetsSent ?? 0);
+    });
+    return out;
+  });
+}
+
+/** Records every server message the page receives in `window.__messages`. */
+export async function recordMessages(page) {
+  await page.evaluate(() => {
+    window.__messages = [];
+    const handlers = window.sfu.signaling.handlers;
+    const original = handlers.onMessage;
+    handlers.onMessage = (msg) => {
+      window.__messages.push(msg);
+      original(msg);
+    };
+  });
+}
+
+export { sleep };

@@ -32,6 +32,28 @@ pub async fn start_server() -> Server {
         .expect("server starts")
 }
 
+/// Starts a server on loopback with ephemeral ports and `config`'s other
+/// settings (for example a short ring timeout).
+pub async fn start_server_with(config: impl FnOnce(&mut Config)) -> Server {
+    let mut c = Config::loopback(ADMIN_TOKEN);
+    config(&mut c);
+    signaling::start(c).await.expect("server starts")
+}
+
+/// Sends `register` and returns the call ID from `registered`.
+pub async fn register(ws: &mut Ws, name: &str, call_id: Option<&str>) -> String {
+    let mut msg = serde_json::json!({"type": "register", "name": name});
+    if let Some(id) = call_id {
+        msg["callId"] = id.into();
+    }
+    send_json(ws, &msg).await;
+    let reply = recv_json(ws).await;
+    assert_eq!(reply["type"], "registered", "register failed: {reply}");
+    let id = reply["callId"].as_str().expect("callId is a string");
+    assert_eq!(id.len(), 7, "call ID {id:?}");
+    id.to_owned()
+}
+
 /// Shuts the server down, failing the test if that takes more than 10 s.
 pub async fn stop_server(server: Server) {
     timeout(Duration::from_secs(10), server.shutdown())

@@ -1,0 +1,196 @@
+// The remote participants of a room and their tracks, learnt from
+// `joined`, `trackPublished`, `trackUnpublished`, `trackMuted`,
+// `trackSource` and the RTCPeerConnection's `ontrack` (whose track id is the
+// SFU's `t<n>` and whose stream id is the publisher's peer id), reconciled
+// into tiles: one camera tile per participant (playing their audio too) and
+// one tile per screen share.
+
+import { Tile } from './tiles.js';
+
+const trackNumber = (id) => Number(String(id).slice(1)) || 0;
+
+export class Roster {
+  /**
+   * @param {import('./tiles.js').Grid} grid
+   * @param {() => void} onChange  the list or someone's state changed
+   */
+  constructor(grid, onChange) {
+    this.grid = grid;
+    this.onChange = onChange;
+    this.participants = new Map(); // peerId -> participant
+    this.early = new Map(); // peerId -> MediaStreamTracks before we knew them
+  }
+
+  /** Someone in the room: `tracks` as in `joined` ({ trackId, kind, muted }). */
+  add(peerId, name, tracks = []) {
+    let p = this.participants.get(peerId);
+    if (!p) {
+      p = { peerId, name, tracks: new Map(), stream: new MediaStream(), screens: new Map() };
+      this.participants.set(peerId, p);
+    }
+    p.name = name;
+    for (const t of tracks) this.#entry(p, t.trackId, t.kind).muted = !!t.muted;
+    for (const track of this.early.get(peerId) ?? []) this.#attach(p, track);
+    this.early.delete(peerId);
+    this.#render(p);
+    return p;
+  }
+
+  remove(peerId) {
+    const p = this.participants.get(peerId);
+    this.early.delete(peerId);
+    if (!p) return;
+    this.grid.remove(peerId);
+    for (const key of p.screens.keys()) this.grid.remove(key);
+    this.participants.delete(peerId);
+    this.onChange();
+  }
+
+  clear() {
+    for (const peerId of [...this.participants.keys()]) this.remove(peerId);
+    this.early.clear();
+  }
+
+  trackPublished(peerId, trackId, kind) {
+    const p = this.participants.get(peerId);
+    if (!p) return;
+    this.#entry(p, trackId, kind);
+    this.#render(p);
+  }
+
+  trackUnpublished(peerId, trackId) {
+    const p = this.participants.get(peerId);
+    if (!p) return;
+    p.tracks.delete(trackId);
+    this.#render(p);
+  }
+
+  trackMuted(peerId, trackId, muted) {
+    const p = this.participants.get(peerId);
+    const t = p?.tracks.get(trackId);
+    if (!t) return;
+    t.muted = muted;
+    this.#render(p);
+  }
+
+  trackSource(peerId, trackId, source) {
+    const p = this.participants.get(peerId);
+    if (!p) return;
+    // It may name a track we have not heard of yet: remember it.
+    this.#entry(p, trackId, 'video').source = source;
+    this.#render(p);
+  }
+
+  /** A track from `ontrack`, for the participant `peerId`. */
+  remoteTrack(peerId, track) {
+    const p = this.participants.get(peerId);
+    if (!p) {
+      // Shown once `participantJoined` names it; never, if no one does.
+      const list = this.early.get(peerId) ?? [];
+      list.push(track);
+      this.early.set(peerId, list);
+      return;
+    }
+    this.#attach(p, track);
+    this.#render(p);
+  }
+
+  /** The tile key showing the remote track `trackId`, if any. */
+  ownerOf(trackId) {
+    for (const p of this.participants.values()) {
+      if (!p.tracks.has(trackId)) continue;
+      return p.screens.has(`${p.peerId}/${trackId}`) ? `${p.peerId}/${trackId}` : p.peerId;
+    }
+    return null;
+  }
+
+  /** For the people panel and the tests. */
+  list() {
+    return [...this.participants.values()].map((p) => {
+      const { camera, audio, screenEntries } = this.#roles(p);
+      return {
+        peerId: p.peerId,
+        name: p.name,
+        micMuted: !audio || audio.muted,
+        cameraOff: !camera || camera.muted,
+        screen: screenEntries.some(([, t]) => !t.muted),
+        tracks: [...p.tracks.entries()].map(([trackId, t]) => ({ trackId, kind: t.kind, muted: t.muted, source: t.source })),
+      };
+    });
+  }
+
+  #entry(p, trackId, kind) {
+    let t = p.tracks.get(trackId);
+    if (!t) {
+      t = { kind, muted: false, source: null, track: null };
+      p.tracks.set(trackId, t);
+    }
+    return t;
+  }
+
+  #attach(p, track) {
+    const t = this.#entry(p, track.id, track.kind);
+    t.kind = track.kind;
+    t.track = track;
+    track.addEventListener('ended', () => {
+      if (t.track === track) t.track = null;
+      if (this.participants.get(p.peerId) === p) this.#render(p);
+    });
+  }
+
+  /** Which track is the camera, the microphone, and the screens. */
+  #roles(p) {
+    const ordered = [...p.tracks.entries()].sort(([a], [b]) => trackNumber(a) - trackNumber(b));
+    const videos = ordered.filter(([, t]) => t.kind === 'video');
+    const cameraEntry = videos.find(([, t]) => t.source !== 'screen');
+    const audioEntry = ordered.find(([, t]) => t.kind === 'audio');
+    return {
+      camera: cameraEntry?.[1] ?? null,
+      audio: audioEntry?.[1] ?? null,
+      // Any other video is a screen share, even before its source is known.
+      screenEntries: videos.filter((e) => e !== cameraEntry),
+    };
+  }
+
+  #render(p) {
+    const { camera, audio, screenEntries } = this.#roles(p);
+    const tile = this.grid.get(p.peerId) ?? this.grid.add(new Tile({ key: p.peerId, peerId: p.peerId }));
+    tile.setName(p.name);
+    syncStream(p.stream, [camera?.track, audio?.track]);
+    tile.setStream(p.stream);
+    tile.setVideoOff(!camera?.track || camera.muted);
+    tile.setMicMuted(!!audio?.muted);
+
+    const wanted = new Set();
+    for (const [trackId, t] of screenEntries) {
+      const key = `${p.peerId}/${trackId}`;
+      wanted.add(key);
+      let screen = p.screens.get(key);
+      if (!screen) {
+        screen = { tile: new Tile({ key, peerId: p.peerId, screen: true, trackId }), stream: new MediaStream() };
+        p.screens.set(key, screen);
+        this.grid.add(screen.tile);
+      }
+      screen.tile.setName(`${p.name} (screen)`);
+      syncStream(screen.stream, [t.track]);
+      screen.tile.setStream(screen.stream);
+      screen.tile.setVideoOff(!t.track);
+      // A stopped share is muted first: hide it at once.
+      screen.tile.el.hidden = t.muted;
+    }
+    for (const key of [...p.screens.keys()]) {
+      if (wanted.has(key)) continue;
+      p.screens.delete(key);
+      this.grid.remove(key);
+    }
+    this.grid.layout();
+    this.onChange();
+  }
+}
+
+/** Makes `stream` hold exactly the live tracks of `tracks`. */
+function syncStream(stream, tracks) {
+  const want = tracks.filter((t) => t && t.readyState === 'live');
+  for (const t of stream.getTracks()) if (!want.includes(t)) stream.removeTrack(t);
+  for (const t of want) if (!stream.getTracks().includes(t)) stream.addTrack(t);
+}
