@@ -1,0 +1,190 @@
+//! A client for the server's WebSocket signaling (`/ws`, see
+//! docs/signaling.md): join, offer/answer, trickle ICE, leave.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use webrtc::peer_connection::RTCIceCandidateInit;
+
+/// How long to wait for the socket to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A message from the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerMsg {
+    /// The join succeeded.
+    Joined {
+        /// Our id.
+        peer_id: String,
+    },
+    /// The answer to our offer.
+    Answer {
+        /// SDP.
+        sdp: String,
+    },
+    /// A server-initiated renegotiation.
+    Offer {
+        /// SDP.
+        sdp: String,
+    },
+    /// A trickled candidate (`None` ends them).
+    Candidate {
+        /// The candidate.
+        candidate: Option<RTCIceCandidateInit>,
+    },
+    /// A request failed.
+    Error {
+        /// Machine-readable code.
+        code: String,
+        /// For people.
+        message: String,
+    },
+    /// Anything else (`participantJoined`, `trackPublished`, `left`, ...):
+    /// the load tester does not act on it.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Why signaling failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalingError {
+    /// The socket could not be opened.
+    #[error("cannot open {url}: {reason}")]
+    Connect {
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The socket failed or closed.
+    #[error("signaling socket {0}")]
+    Closed(String),
+    /// The server sent something we cannot read.
+    #[error("unreadable server message: {0}")]
+    BadMessage(String),
+}
+
+/// One participant's signaling socket.
+pub struct Signaling {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Signaling {
+    /// Opens `ws_url` (e.g. `ws://127.0.0.1:8080/ws`).
+    pub async fn connect(ws_url: &str) -> Result<Self, SignalingError> {
+        let connect_err = |reason: String| SignalingError::Connect {
+            url: ws_url.to_owned(),
+            reason,
+        };
+        let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect_async(ws_url))
+            .await
+            .map_err(|_| connect_err("timed out".to_owned()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        Ok(Self { ws })
+    }
+
+    async fn send(&mut self, value: Value) -> Result<(), SignalingError> {
+        self.ws
+            .send(Message::text(value.to_string()))
+            .await
+            .map_err(|e| SignalingError::Closed(format!("send failed: {e}")))
+    }
+
+    /// Sends `join`.
+    pub async fn join(&mut self, room: &str, name: &str) -> Result<(), SignalingError> {
+        self.send(json!({"type": "join", "room": room, "name": name}))
+            .await
+    }
+
+    /// Sends our offer.
+    pub async fn offer(&mut self, sdp: &str) -> Result<(), SignalingError> {
+        self.send(json!({"type": "offer", "sdp": sdp})).await
+    }
+
+    /// Sends our answer to a server offer.
+    pub async fn answer(&mut self, sdp: &str) -> Result<(), SignalingError> {
+        self.send(json!({"type": "answer", "sdp": sdp})).await
+    }
+
+    /// Sends one local candidate, or the end of candidates.
+    pub async fn candidate(
+        &mut self,
+        candidate: Option<&RTCIceCandidateInit>,
+    ) -> Result<(), SignalingError> {
+        self.send(json!({"type": "candidate", "candidate": candidate}))
+            .await
+    }
+
+    /// Sends `leave`.
+    pub async fn leave(&mut self) -> Result<(), SignalingError> {
+        self.send(json!({"type": "leave"})).await
+    }
+
+    /// Closes the socket politely (errors ignored: we are done with it).
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+    }
+
+    /// The next server message. Cancel-safe: nothing is lost if the future
+    /// is dropped before it completes.
+    pub async fn recv(&mut self) -> Result<ServerMsg, SignalingError> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(text.as_str())
+                        .map_err(|e| SignalingError::BadMessage(format!("{e}: {text}")));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let why = frame
+                        .map(|f| format!("closed by server ({} {})", f.code, f.reason))
+                        .unwrap_or_else(|| "closed by server".to_owned());
+                    return Err(SignalingError::Closed(why));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(SignalingError::Closed(e.to_string())),
+                None => return Err(SignalingError::Closed("ended".to_owned())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_messages_parse() {
+        let joined: ServerMsg = serde_json::from_str(
+            r#"{"type":"joined","room":"r","peerId":"p7","participants":[],"iceServers":[]}"#,
+        )
+        .expect("joined");
+        assert!(matches!(joined, ServerMsg::Joined { peer_id } if peer_id == "p7"));
+        let cand: ServerMsg = serde_json::from_str(
+            r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
+        )
+        .expect("candidate");
+        assert!(
+            matches!(cand, ServerMsg::Candidate { candidate: Some(c) } if c.sdp_mid.as_deref() == Some("0"))
+        );
+        let end: ServerMsg =
+            serde_json::from_str(r#"{"type":"candidate","candidate":null}"#).expect("end");
+        assert!(matches!(end, ServerMsg::Candidate { candidate: None }));
+        let err: ServerMsg =
+            serde_json::from_str(r#"{"type":"error","code":"bad_room","message":"no"}"#)
+                .expect("error");
+        assert!(matches!(err, ServerMsg::Error { code, .. } if code == "bad_room"));
+        let other: ServerMsg =
+            serde_json::from_str(r#"{"type":"somethingNew","x":1}"#).expect("unknown");
+        assert!(matches!(other, ServerMsg::Unknown));
+    }
+}
