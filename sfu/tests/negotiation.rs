@@ -174,3 +174,36 @@ fn muting_stops_forwarding_and_tells_the_room() {
         |s| matches!(s, Signal::Message { from, payload, .. } if *from == bob && payload == "hello")
     ));
 }
+
+#[test]
+fn a_track_the_publisher_stops_sending_is_unpublished() {
+    let mut sim = Sim::new();
+    let publisher = sim.add_client("alice", true);
+    let sub = sim.add_client("bob", false);
+    let alice = sim.join(publisher, "room");
+    sim.join(sub, "room");
+    sim.connect_all();
+    sim.send_frames(publisher, 1, 10);
+    assert_eq!(sim.core.snapshot().video_tracks, 1);
+
+    // Alice removes her camera and renegotiates.
+    let now = sim.now;
+    let c = &mut sim.clients[publisher];
+    let (sender, _) = c.video_sender.take().unwrap();
+    c.pc.remove_track(sender).unwrap();
+    let offer = c.pc.create_offer(None).unwrap();
+    c.pc.set_local_description(now, offer.clone()).unwrap();
+    sim.core.handle_offer(now, alice, offer.sdp).unwrap();
+    sim.pump();
+
+    assert_eq!(sim.core.snapshot().video_tracks, 0);
+    assert_eq!(
+        sim.core.snapshot().subscriptions,
+        0,
+        "Bob's video subscription is gone"
+    );
+    assert!(sim.clients[sub]
+        .signals
+        .iter()
+        .any(|s| matches!(s, Signal::TrackUnpublished { peer_id, .. } if *peer_id == alice)));
+}

@@ -8,6 +8,7 @@ use std::time::Instant;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
+use rtc::rtp_transceiver::RTCRtpTransceiverId;
 
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::peer_config::host_candidate;
@@ -60,7 +61,24 @@ impl Core {
             .map(|d| d.sdp)
             .ok_or_else(|| CoreError::Rtc("no local description after answering".to_owned()))?;
         peer.negotiated_once = true;
+        // A published track whose m-line no longer sends (the client removed
+        // or stopped it) is unpublished: `rtc` reports no track end for it.
+        let ended: Vec<TrackId> = peer
+            .published
+            .values()
+            .filter_map(|t| self.tracks.get(t))
+            .filter(|t| {
+                let transceiver = RTCRtpTransceiverId::from(t.receiver_id);
+                peer.pc
+                    .rtp_transceiver(transceiver)
+                    .is_none_or(|tr| !tr.current_direction().has_recv())
+            })
+            .map(|t| t.id)
+            .collect();
         self.emit(id, Signal::Answer { sdp });
+        for track in ended {
+            self.unpublish(now, track);
+        }
         if first {
             self.subscribe_to_room(now, id);
         }
