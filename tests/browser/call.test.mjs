@@ -15,6 +15,7 @@ import {
   remoteTileCount,
   remoteTileNames,
   repoRoot,
+  scenario,
   startServer,
   waitFor,
 } from './lib.mjs';
@@ -25,24 +26,10 @@ const room = `e2e-${Math.random().toString(36).slice(2, 10)}`;
 let server;
 let browser;
 const people = {}; // name -> { name, context, page, logs }
-let failed = false;
 
 /** Runs one step; after a failure, later steps are skipped and logs are printed once. */
-function step(name, fn) {
-  it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
-    if (failed) {
-      t.skip('an earlier step failed');
-      return;
-    }
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      await dumpDiagnostics();
-      throw err;
-    }
-  });
-}
+const run = scenario(() => dumpDiagnostics(), { timeoutMs: STEP_TIMEOUT_MS });
+const { step } = run;
 
 async function dumpDiagnostics() {
   const out = [];
@@ -79,7 +66,7 @@ describe('three-way call through sfu-server', () => {
   });
 
   after(async () => {
-    if (process.env.E2E_VERBOSE && !failed) await dumpDiagnostics();
+    if (process.env.E2E_VERBOSE && !run.failed) await dumpDiagnostics();
     await browser?.close().catch(() => {});
     await server?.stop();
   });

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  dumpLogs,
   fetchMetrics,
   freeUdpPort,
   launchBrowser,
@@ -18,6 +19,7 @@ import {
   recordMessages,
   remoteTileNames,
   saveScreenshot,
+  scenario,
   startServer,
   waitFor,
 } from './lib.mjs';
@@ -28,21 +30,9 @@ const PHONE = { width: 390, height: 844 };
 let server;
 let browser;
 const people = {}; // name -> { name, context, page, logs }
-let failed = false;
 
-function step(name, fn) {
-  it(name, { timeout: 60_000 }, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      console.error(`=== sfu-server output (tail) ===\n${server?.output}`);
-      for (const p of Object.values(people)) console.error(`=== ${p.name} console ===\n${p.logs}`);
-      throw err;
-    }
-  });
-}
+const run = scenario(() => dumpLogs(server, people));
+const { step } = run;
 
 const callId = (p) => p.page.evaluate(() => window.sfu.callId);
 const visible = (p, selector, timeout = 5_000) => p.page.locator(selector).waitFor({ state: 'visible', timeout });

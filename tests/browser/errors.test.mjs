@@ -7,7 +7,18 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { freeUdpPort, joinCall, launchBrowser, mediaStats, openHome, outboundStats, startServer, waitFor } from './lib.mjs';
+import {
+  dumpLogs,
+  freeUdpPort,
+  joinCall,
+  launchBrowser,
+  mediaStats,
+  openHome,
+  outboundStats,
+  scenario,
+  startServer,
+  waitFor,
+} from './lib.mjs';
 
 const room = `errors-${Math.random().toString(36).slice(2, 10)}`;
 
@@ -15,21 +26,9 @@ let server;
 let httpPort;
 let browser;
 const people = {};
-let failed = false;
 
-function step(name, fn) {
-  it(name, { timeout: 60_000 }, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      console.error(`=== sfu-server output (tail) ===\n${server?.output}`);
-      for (const p of Object.values(people)) console.error(`=== ${p.name} console ===\n${p.logs}`);
-      throw err;
-    }
-  });
-}
+const run = scenario(() => dumpLogs(server, people));
+const { step } = run;
 
 function freeTcpPort() {
   return new Promise((resolve, reject) => {

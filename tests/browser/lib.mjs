@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { it } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -283,3 +284,29 @@ export async function recordMessages(page) {
 }
 
 export { sleep };
+
+/**
+ * The steps of one scenario, run in order: after a step fails, the later
+ * ones are skipped and `diagnose()` prints, once, what helps to debug it.
+ */
+export function scenario(diagnose, { timeoutMs = 60_000 } = {}) {
+  const run = { failed: false };
+  run.step = (name, fn) =>
+    it(name, { timeout: timeoutMs }, async (t) => {
+      if (run.failed) return t.skip('an earlier step failed');
+      try {
+        await fn();
+      } catch (err) {
+        run.failed = true;
+        await diagnose();
+        throw err;
+      }
+    });
+  return run;
+}
+
+/** The server's log tail and each participant's console, on stderr. */
+export function dumpLogs(server, people, extra = '') {
+  console.error(`=== sfu-server output (tail) ===\n${server?.output}${extra}`);
+  for (const p of Object.values(people)) console.error(`=== ${p.name} console ===\n${p.logs}`);
+}

@@ -11,28 +11,27 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { freeUdpPort, joinCall, launchBrowser, mediaStats, outboundStats, sleep, startServer, waitFor } from './lib.mjs';
+import {
+  dumpLogs,
+  freeUdpPort,
+  joinCall,
+  launchBrowser,
+  mediaStats,
+  outboundStats,
+  scenario,
+  sleep,
+  startServer,
+  waitFor,
+} from './lib.mjs';
 
 const room = `glare-${Math.random().toString(36).slice(2, 10)}`;
 
 let server;
 let browser;
 const people = {};
-let failed = false;
 
-function step(name, fn) {
-  it(name, { timeout: 60_000 }, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      console.error(`=== sfu-server output (tail) ===\n${server?.output}`);
-      for (const p of Object.values(people)) console.error(`=== ${p.name} console ===\n${p.logs}`);
-      throw err;
-    }
-  });
-}
+const run = scenario(() => dumpLogs(server, people));
+const { step } = run;
 
 /** framesDecoded of the screen share of `peer` as `page` receives it (0 if none). */
 function screenFrames(page, peer) {

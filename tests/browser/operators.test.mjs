@@ -10,12 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  dumpLogs,
   fetchMetrics,
   freeUdpPort,
   joinCall,
   launchBrowser,
   mediaStats,
   remoteTileCount,
+  scenario,
   startServer,
   waitFor,
 } from './lib.mjs';
@@ -26,7 +28,6 @@ const room = `ops-${Math.random().toString(36).slice(2, 10)}`;
 let server;
 let browser;
 let prom;
-let failed = false;
 const people = {};
 
 function freeTcpPort() {
@@ -89,19 +90,8 @@ async function api(method, pathname, token = TOKEN) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-function step(name, fn) {
-  it(name, { timeout: 60_000 }, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      console.error(`=== sfu-server ===\n${server?.output}\n=== prometheus ===\n${prom?.log()}`);
-      for (const p of Object.values(people)) console.error(`=== ${p.name} console ===\n${p.logs}`);
-      throw err;
-    }
-  });
-}
+const run = scenario(() => dumpLogs(server, people, `\n=== prometheus ===\n${prom?.log()}`));
+const { step } = run;
 
 describe('operators: Prometheus, promtool and the admin API on a live call', () => {
   before(async () => {

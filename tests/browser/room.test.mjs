@@ -18,6 +18,7 @@ import {
   outboundStats,
   remoteTileNames,
   saveScreenshot,
+  scenario,
   sleep,
   startServer,
   waitFor,
@@ -31,24 +32,15 @@ const room = `four-${Math.random().toString(36).slice(2, 10)}`;
 let server;
 let browser;
 const people = {}; // name -> { name, context, page, logs }
-let failed = false;
 
-function step(name, fn) {
-  it(name, { timeout: STEP_TIMEOUT_MS }, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      console.error(`=== sfu-server output (tail) ===\n${server?.output}`);
-      for (const p of Object.values(people)) {
-        const s = await mediaStats(p.page).catch((e) => e.message);
-        console.error(`=== ${p.name}: ${JSON.stringify(s)}\n${p.logs}`);
-      }
-      throw err;
-    }
-  });
-}
+const run = scenario(async () => {
+  console.error(`=== sfu-server output (tail) ===\n${server?.output}`);
+  for (const p of Object.values(people)) {
+    const s = await mediaStats(p.page).catch((e) => e.message);
+    console.error(`=== ${p.name}: ${JSON.stringify(s)}\n${p.logs}`);
+  }
+}, { timeoutMs: STEP_TIMEOUT_MS });
+const { step } = run;
 
 const all = () => Object.values(people);
 const others = (me) => all().filter((p) => p !== me);
