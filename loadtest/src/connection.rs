@@ -23,7 +23,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
 };
 
-use crate::keyframe_requests::DeliverKeyframeRequests;
+use crate::keyframe_requests::{is_keyframe_request, DeliverRtcp};
 use crate::media::now_ns;
 use crate::peer::RunContext;
 use crate::publish::{opus, vp8, LocalTrack, AUDIO_LEVEL_URI};
@@ -135,7 +135,8 @@ impl Connection {
             readers: Mutex::default(),
         });
         let mut engine = media_engine()?;
-        let registry = Registry::new().with(Slot::from(14_000), DeliverKeyframeRequests::default());
+        let registry =
+            Registry::new().with(Slot::from(14_000), DeliverRtcp::new(is_keyframe_request));
         let registry = register_default_interceptors(registry, &mut engine)
             .map_err(|e| format!("interceptors: {e}"))?;
         let settings = SettingEngineBuilder::new()

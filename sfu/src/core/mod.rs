@@ -12,6 +12,7 @@
 mod admin;
 pub mod audio_level;
 pub mod dedup;
+pub mod deliver_rtcp;
 pub mod demux;
 pub mod forwarder;
 pub mod histogram;

@@ -1,16 +1,16 @@
 //! How each Peer's `rtc` connection is set up: ICE-lite with our own
-//! credentials, DTLS server role, the codecs we forward, and a lean
-//! interceptor chain that lets keyframe requests reach the application.
+//! credentials, DTLS server role, the codecs we forward, and the
+//! interceptor chain: `rtc`'s reports, NACK generator and congestion
+//! control, and our marker that lets the feedback the core acts on reach it.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::interceptor::{
     CongestionControlBuilder, Gcc, NackGeneratorBuilder, GCC_MAX_BITRATE, GCC_MIN_BITRATE,
 };
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
@@ -28,9 +28,10 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_NACK,
 };
-use rtc::sansio::Protocol;
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::error::Error as RtcError;
+
+use super::deliver_rtcp::DeliverRtcp;
 
 /// ICE timing for every Peer: a dead browser is noticed within seconds, not
 /// the 25 s `rtc` defaults to.
@@ -79,7 +80,7 @@ pub fn build_peer_connection(
         None,
     )?;
     let registry = Registry::new()
-        .with(Slot::from(14_000), DeliverFeedback::default())
+        .with(Slot::from(14_000), DeliverRtcp::new(is_feedback))
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
     // Transport-wide congestion control both ways: TWCC sequence numbers on
     // what we send and feedback on what we receive, and a GCC estimator per
@@ -129,68 +130,12 @@ pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError>
     RTCIceCandidate::from(&candidate).to_json()
 }
 
-/// Marks PLI, FIR, NACK and receiver reports for delivery to the application.
-/// `rtc`'s chain ends in a terminus that swallows inbound RTCP unless it is
-/// marked (see docs/ARCHITECTURE.md, "webrtc-rs notes").
-#[derive(Default)]
-pub struct DeliverFeedback {
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
-}
-
-fn is_feedback(packet: &Packet) -> bool {
-    let Packet::Rtcp(packets) = packet else {
-        return false;
-    };
-    packets.iter().any(|p| {
-        let any = p.as_any();
-        any.is::<PictureLossIndication>()
-            || any.is::<FullIntraRequest>()
-            || any.is::<ReceiverReport>()
-            || any.is::<TransportLayerNack>()
-    })
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = RtcError;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if is_feedback(&msg.message.packet) {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for DeliverFeedback {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+/// What the core acts on: keyframe requests (PLI, FIR), NACKs and receiver
+/// reports. Everything else stays inside `rtc`.
+pub fn is_feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
+    let any = packet.as_any();
+    any.is::<PictureLossIndication>()
+        || any.is::<FullIntraRequest>()
+        || any.is::<ReceiverReport>()
+        || any.is::<TransportLayerNack>()
 }

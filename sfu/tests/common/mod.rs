@@ -29,7 +29,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use sfu::core::peer_config::{host_candidate, DeliverFeedback};
+use sfu::core::deliver_rtcp::DeliverRtcp;
+use sfu::core::peer_config::{host_candidate, is_feedback};
 use sfu::core::{Core, CoreConfig, Output, PeerId, Signal};
 
 pub const SFU_ADDR: &str = "192.0.2.1:7882";
@@ -187,7 +188,7 @@ impl Sim {
             .unwrap();
         let mut registry = Registry::new();
         if self.deliver_rtcp {
-            registry = registry.with(Slot::from(14_000), DeliverFeedback::default());
+            registry = registry.with(Slot::from(14_000), DeliverRtcp::new(is_feedback));
         }
         let registry = register_default_interceptors(registry, &mut media_engine).unwrap();
         let setting_engine = SettingEngineBuilder::new()
