@@ -285,6 +285,12 @@ fn media_registry(s: &Snapshot) -> Registry {
     }
     counter(
         &r,
+        "sfu_media_datagrams_out_total",
+        "SRTP media datagrams sent: forwarded packets and retransmissions",
+        s.rtcp.rtp_out_wire,
+    );
+    counter(
+        &r,
         "sfu_retransmissions_total",
         "RTP packets retransmitted to subscribers in answer to NACKs",
         s.retransmissions(),

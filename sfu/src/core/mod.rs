@@ -303,11 +303,6 @@ impl Core {
         }
     }
 
-    /// The configuration it runs with.
-    pub fn config(&self) -> &CoreConfig {
-        &self.config
-    }
-
     /// A datagram arrived on the shared socket from `source`.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: BytesMut) {
         self.counters.datagrams_in += 1;
