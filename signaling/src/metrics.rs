@@ -295,6 +295,17 @@ fn media_registry(s: &Snapshot) -> Registry {
         "RTP packets retransmitted to subscribers in answer to NACKs",
         s.retransmissions(),
     );
+    if let Some(cpu) = process_cpu_seconds() {
+        let c = register(
+            &r,
+            prometheus::Counter::new(
+                "sfu_process_cpu_seconds_total",
+                "User and system CPU time of this process in seconds, to 10 ms",
+            )
+            .expect("valid metric"),
+        );
+        c.inc_by(cpu);
+    }
     let build = register(
         &r,
         IntGaugeVec::new(
@@ -307,6 +318,27 @@ fn media_registry(s: &Snapshot) -> Registry {
         .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SFU_GIT_SHA")])
         .set(1);
     r
+}
+
+/// Clock ticks per second in `/proc` (`USER_HZ`, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// This process's user plus system CPU time from `/proc/self/stat`, with
+/// the ticks' 10 ms resolution (the process collector's
+/// `process_cpu_seconds_total` rounds down to whole seconds).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_seconds(&stat)
+}
+
+/// `utime` and `stime` are fields 14 and 15; the command name (field 2)
+/// may contain spaces, so fields are counted after its closing parenthesis.
+fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
 }
 
 fn histogram_family(name: &str, help: &str, h: &Histogram) -> MetricFamily {
@@ -372,6 +404,15 @@ fn histogram_families(h: &Histograms) -> Vec<MetricFamily> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_seconds_from_proc_stat() {
+        let stat = "1234 (sfu server) S 1 1234 1234 0 -1 4194560 5 0 0 0 157 43 0 0 20 0 4 0";
+        assert_eq!(parse_cpu_seconds(stat), Some(2.0));
+        assert_eq!(parse_cpu_seconds("garbage"), None);
+        #[cfg(target_os = "linux")]
+        assert!(process_cpu_seconds().is_some());
+    }
 
     #[test]
     fn renders_media_and_control_metrics() {

@@ -245,7 +245,10 @@ async fn dashboard_queries_only_exported_metrics() {
         );
     }
     #[cfg(target_os = "linux")]
-    for must in ["process_cpu_seconds_total", "process_resident_memory_bytes"] {
+    for must in [
+        "sfu_process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ] {
         assert!(
             checked.contains(must),
             "the dashboard does not chart {must}"
