@@ -105,12 +105,9 @@ fn forwards_to_every_subscriber_with_its_own_ssrc() {
 #[test]
 fn operator_figures_come_from_real_rtcp() {
     use sfu::core::rtcp_count::RtcpKind;
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    let bob = sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
+    let bob = sim.peer(sub);
     // Six seconds of 50 packets per second: receiver and sender reports flow.
     send_run(&mut sim, publisher, 1, 1, 0);
     sim.advance(Duration::from_millis(200));
@@ -222,12 +219,8 @@ fn late_subscriber_gets_continuous_stream_and_a_keyframe_request() {
 
 #[test]
 fn sequence_wraparound_is_seamless_end_to_end() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
     send_run(&mut sim, publisher, 65_400, 1, 0);
     sim.advance(Duration::from_millis(200));
     send_run(&mut sim, publisher, 65_401, 300, 1);
@@ -244,12 +237,9 @@ fn sequence_wraparound_is_seamless_end_to_end() {
 
 #[test]
 fn leaving_frees_tracks_subscriptions_and_routes() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    let bob = sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
+    let bob = sim.peer(sub);
     send_run(&mut sim, publisher, 1, 20, 0);
     sim.advance(Duration::from_millis(200));
     assert_eq!(sim.core.snapshot().subscriptions, 1);
@@ -297,12 +287,8 @@ fn leaving_frees_tracks_subscriptions_and_routes() {
 
 #[test]
 fn garbage_datagrams_are_counted_not_fatal() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
     let stranger = "203.0.113.9:4000".parse().unwrap();
     for len in [0usize, 1, 12, 100, 1500] {
         sim.core.handle_datagram(
@@ -401,12 +387,8 @@ fn forwards_h264_vp9_and_av1_with_the_subscribers_payload_type() {
 #[test]
 fn subscriber_losses_are_repaired_from_the_track_cache() {
     use sfu::core::rtcp_count::RtcpKind;
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
     send_run(&mut sim, publisher, 1, 1, 0);
     sim.advance(Duration::from_millis(200));
     send_run(&mut sim, publisher, 2, 20, 1);

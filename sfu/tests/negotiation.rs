@@ -52,12 +52,9 @@ fn subscriber_keyframe_requests_are_coalesced_per_track() {
 
 #[test]
 fn client_offer_during_server_offer_is_answered_and_server_reoffers() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    let bob = sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
+    let bob = sim.peer(sub);
 
     // Bob holds the server's offer (tracks being added) and makes his own.
     sim.clients[sub].auto_answer = false;
@@ -103,12 +100,9 @@ fn client_offer_during_server_offer_is_answered_and_server_reoffers() {
 
 #[test]
 fn answer_without_offer_and_bad_sdp_are_refused_without_harm() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    let bob = sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
+    let bob = sim.peer(sub);
     let now = sim.now;
     assert!(sim.core.handle_answer(now, bob, "v=0".into()).is_err());
     assert!(sim.core.handle_offer(now, bob, "garbage".into()).is_err());
@@ -122,12 +116,9 @@ fn answer_without_offer_and_bad_sdp_are_refused_without_harm() {
 
 #[test]
 fn muting_stops_forwarding_and_tells_the_room() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    let bob = sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
+    let bob = sim.peer(sub);
     sim.send_frames(publisher, 1, 20);
     let before = sim.video_from(sub, alice).len();
     assert!(before >= 15);
@@ -177,12 +168,8 @@ fn muting_stops_forwarding_and_tells_the_room() {
 
 #[test]
 fn a_track_the_publisher_stops_sending_is_unpublished() {
-    let mut sim = Sim::new();
-    let publisher = sim.add_client("alice", true);
-    let sub = sim.add_client("bob", false);
-    let alice = sim.join(publisher, "room");
-    sim.join(sub, "room");
-    sim.connect_all();
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
     sim.send_frames(publisher, 1, 10);
     assert_eq!(sim.core.snapshot().video_tracks, 1);
 

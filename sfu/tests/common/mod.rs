@@ -140,6 +140,18 @@ impl Sim {
         sim
     }
 
+    /// A connected room of two: Alice publishing (index 0) and Bob
+    /// receiving (index 1).
+    pub fn pair() -> (Self, usize, usize) {
+        let mut sim = Self::new();
+        let publisher = sim.add_client("alice", true);
+        let sub = sim.add_client("bob", false);
+        sim.join(publisher, "room");
+        sim.join(sub, "room");
+        sim.connect_all();
+        (sim, publisher, sub)
+    }
+
     /// The peer id of client `i`.
     pub fn peer(&self, i: usize) -> PeerId {
         self.clients[i].peer_id.expect("the client joined")
