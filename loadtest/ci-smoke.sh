@@ -15,7 +15,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 if [ "${1:-}" = "--inside" ]; then
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
-  target/debug/sfu-server --bind 127.0.0.1:0 --udp-port 0 \
+  target/debug/sfu-server --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 \
     >"$work/server.out" 2>"$ARTIFACTS/loadtest-server.log" &
   server=$!
   url=""

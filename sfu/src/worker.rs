@@ -1,5 +1,6 @@
-//! A Worker: one thread that owns one sans-IO [`Core`] and the shared UDP
-//! socket, and the [`WorkerHandle`] the control plane talks to it through.
+//! A Worker: one thread that owns one sans-IO [`Core`], the shared UDP
+//! socket and the ICE-TCP listener, and the [`WorkerHandle`] the control
+//! plane talks to it through.
 //!
 //! Commands go in over a bounded channel, each with a `oneshot` reply; a
 //! full channel is reported as [`WorkerError::Busy`] rather than waited on.
@@ -7,8 +8,9 @@
 //! only ever `try_send`s on it, and a participant whose channel is full is
 //! disconnected (its signaling would otherwise be lost silently).
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 pub use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{mpsc, oneshot};
@@ -28,9 +30,28 @@ pub const SIGNAL_QUEUE: usize = 256;
 pub struct WorkerConfig {
     /// The UDP address to bind (port 0 picks a free port).
     pub udp_bind: SocketAddr,
-    /// The address to advertise in ICE candidates; defaults to the bind
-    /// address, which must then be a specific one.
-    pub public_ip: Option<IpAddr>,
+    /// The ICE-TCP address to bind (port 0 picks a free port); `None`
+    /// turns ICE-TCP off.
+    pub tcp_bind: Option<SocketAddr>,
+    /// The addresses to advertise in ICE candidates (IPv4 and IPv6 may be
+    /// mixed); empty means the bind address, which must then be a
+    /// specific one.
+    pub public_ips: Vec<IpAddr>,
+    /// A silent client's Peer is removed after this long.
+    pub consent_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// Media on `ip` only: UDP and ICE-TCP on free ports, advertised as
+    /// they are, with the default consent timeout.
+    pub fn loopback(ip: IpAddr) -> Self {
+        Self {
+            udp_bind: SocketAddr::new(ip, 0),
+            tcp_bind: Some(SocketAddr::new(ip, 0)),
+            public_ips: Vec::new(),
+            consent_timeout: crate::core::DEFAULT_CONSENT_TIMEOUT,
+        }
+    }
 }
 
 /// Why a request to the Worker failed.
@@ -110,7 +131,8 @@ pub(crate) enum Command {
 pub struct WorkerHandle {
     commands: mpsc::Sender<Command>,
     udp_addr: SocketAddr,
-    public_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    public_addrs: Vec<SocketAddr>,
 }
 
 /// A running Worker: its handle and its thread.
@@ -122,29 +144,54 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Binds the UDP socket and starts the Worker's thread.
+    /// Binds the UDP socket and the ICE-TCP listener, and starts the
+    /// Worker's thread.
     pub fn spawn(config: WorkerConfig) -> std::io::Result<Worker> {
         let socket = UdpSocket::bind(config.udp_bind)?;
         let udp_addr = socket.local_addr()?;
-        let public_ip = config.public_ip.unwrap_or(udp_addr.ip());
-        if public_ip.is_unspecified() {
+        let listener = config.tcp_bind.map(TcpListener::bind).transpose()?;
+        let tcp_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let public_ips = if config.public_ips.is_empty() {
+            vec![udp_addr.ip()]
+        } else {
+            config.public_ips.clone()
+        };
+        if public_ips.iter().any(IpAddr::is_unspecified) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "binding media to an unspecified address needs a public IP to advertise",
             ));
         }
-        let public_addr = SocketAddr::new(public_ip, udp_addr.port());
         socket.set_nonblocking(true)?;
+        if let Some(listener) = &listener {
+            listener.set_nonblocking(true)?;
+        }
+        let mut core_config = CoreConfig::new(SocketAddr::new(public_ips[0], udp_addr.port()));
+        core_config.udp_addrs = public_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, udp_addr.port()))
+            .collect();
+        core_config.tcp_addrs = tcp_addr
+            .map(|tcp| {
+                public_ips
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, tcp.port()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        core_config.consent_timeout = config.consent_timeout;
+        let public_addrs = core_config.udp_addrs.clone();
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let core = Core::new(CoreConfig::new(public_addr), std::time::Instant::now());
+        let core = Core::new(core_config, std::time::Instant::now());
         let thread = std::thread::Builder::new()
             .name("sfu-worker-0".to_owned())
-            .spawn(move || crate::io::udp::run_thread(socket, core, rx))?;
+            .spawn(move || crate::io::driver::run_thread(socket, listener, core, rx))?;
         Ok(Worker {
             handle: WorkerHandle {
                 commands: tx,
                 udp_addr,
-                public_addr,
+                tcp_addr,
+                public_addrs,
             },
             thread,
         })
@@ -157,9 +204,19 @@ impl WorkerHandle {
         self.udp_addr
     }
 
-    /// The address advertised in ICE candidates.
+    /// The bound ICE-TCP address, if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The first UDP address advertised in ICE candidates.
     pub fn public_addr(&self) -> SocketAddr {
-        self.public_addr
+        self.public_addrs[0]
+    }
+
+    /// Every UDP address advertised in ICE candidates.
+    pub fn public_addrs(&self) -> &[SocketAddr] {
+        &self.public_addrs
     }
 
     async fn request<T>(

@@ -19,18 +19,73 @@ pub enum LogFormat {
 #[command(name = "sfu-server", version, about)]
 pub struct Config {
     /// Address for HTTP, WebSocket signaling and the web client. Media
-    /// binds the same IP.
+    /// binds the same IP unless --media-bind-ip says otherwise.
     #[arg(long, env = "SFU_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+
+    /// IP the media sockets (UDP and ICE-TCP) bind. Defaults to the IP of
+    /// --bind.
+    #[arg(long, env = "SFU_MEDIA_BIND_IP")]
+    pub media_bind_ip: Option<IpAddr>,
 
     /// UDP port shared by every participant's media (0 picks a free port).
     #[arg(long, env = "SFU_UDP_PORT", default_value_t = 7882)]
     pub udp_port: u16,
 
-    /// Address advertised to browsers in ICE candidates. Defaults to the
-    /// bind IP; required when binding 0.0.0.0 or behind 1:1 NAT.
-    #[arg(long, env = "SFU_PUBLIC_IP")]
-    pub public_ip: Option<IpAddr>,
+    /// TCP port for ICE-TCP, the fallback when UDP is blocked (0 picks a
+    /// free port).
+    #[arg(long, env = "SFU_TCP_PORT", default_value_t = 7881)]
+    pub tcp_port: u16,
+
+    /// Turn ICE-TCP off.
+    #[arg(long, env = "SFU_NO_ICE_TCP")]
+    pub no_ice_tcp: bool,
+
+    /// Addresses advertised to browsers in ICE candidates: the server's
+    /// public addresses when it sits behind 1:1 NAT (a cloud VM with a
+    /// private address). Several may be given, IPv4 and IPv6, comma
+    /// separated (if the flag is repeated, the last one counts). Defaults
+    /// to the media bind IP; required when that is 0.0.0.0, unless
+    /// --stun-server discovers it.
+    #[arg(long, alias = "nat-1to1", env = "SFU_PUBLIC_IP", value_delimiter = ',',
+          action = clap::ArgAction::Set, overrides_with = "public_ip")]
+    pub public_ip: Vec<IpAddr>,
+
+    /// A STUN server (host:port) asked once at start-up for the public
+    /// address, when --public-ip is not given. There is no default.
+    #[arg(long, env = "SFU_STUN_SERVER")]
+    pub stun_server: Option<String>,
+
+    /// TURN (or STUN) server URLs handed to clients, e.g.
+    /// `turn:turn.example.com:3478?transport=udp`, `turns:...:5349`.
+    /// Comma separated or repeated.
+    #[arg(long, env = "SFU_TURN_URL", value_delimiter = ',')]
+    pub turn_url: Vec<String>,
+
+    /// Static TURN username (with --turn-password).
+    #[arg(long, env = "SFU_TURN_USERNAME")]
+    pub turn_username: Option<String>,
+
+    /// Static TURN password (with --turn-username).
+    #[arg(long, env = "SFU_TURN_PASSWORD", hide_env_values = true)]
+    pub turn_password: Option<String>,
+
+    /// Shared secret with the TURN server (coturn's --static-auth-secret):
+    /// each join gets ephemeral credentials under the TURN REST scheme.
+    #[arg(long, env = "SFU_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long ephemeral TURN credentials stay valid, in seconds.
+    #[arg(long, env = "SFU_TURN_TTL_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(60..=7 * 24 * 3600))]
+    pub turn_ttl_secs: u64,
+
+    /// Seconds without a packet from a client before its media
+    /// connection is declared dead and its participant removed (ICE
+    /// consent freshness).
+    #[arg(long, env = "SFU_CONSENT_TIMEOUT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub consent_timeout_secs: u64,
 
     /// Bearer token for the admin API under /api. When unset, a random one
     /// is generated at start-up and printed.
@@ -53,11 +108,40 @@ impl Config {
     pub fn loopback(admin_token: &str) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            media_bind_ip: None,
             udp_port: 0,
-            public_ip: None,
+            tcp_port: 0,
+            no_ice_tcp: false,
+            public_ip: Vec::new(),
+            stun_server: None,
+            turn_url: Vec::new(),
+            turn_username: None,
+            turn_password: None,
+            turn_secret: None,
+            turn_ttl_secs: 3600,
+            consent_timeout_secs: 15,
             admin_token: Some(admin_token.to_owned()),
             ring_timeout_secs: 30,
             log_format: LogFormat::Text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_ips_are_comma_separated_and_the_last_flag_counts() {
+        let c = Config::parse_from(["sfu-server", "--public-ip", "192.0.2.1,2001:db8::1"]);
+        assert_eq!(c.public_ip.len(), 2);
+        let c = Config::parse_from([
+            "sfu-server",
+            "--public-ip",
+            "192.0.2.1",
+            "--nat-1to1",
+            "198.51.100.7",
+        ]);
+        assert_eq!(c.public_ip, vec!["198.51.100.7".parse::<IpAddr>().unwrap()]);
     }
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod calls;
 pub mod config;
+pub mod ice_servers;
 pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
@@ -12,10 +13,10 @@ pub mod room_messages;
 pub mod web;
 pub mod ws;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::Config;
+use ice_servers::IceServers;
 use metrics::Metrics;
 use protocol::IceServer;
 
@@ -37,7 +39,7 @@ pub struct AppState {
     /// Control-plane metrics.
     pub metrics: Metrics,
     /// ICE servers handed to clients in `joined`.
-    pub ice_servers: Vec<IceServer>,
+    pub ice_servers: IceServers,
     /// Flips to `true` when the server shuts down; sessions close with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// The admin API's bearer token.
@@ -106,8 +108,10 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// The media Worker's bound UDP address.
     pub udp_addr: SocketAddr,
-    /// The address advertised in ICE candidates.
+    /// The (first) UDP address advertised in ICE candidates.
     pub public_addr: SocketAddr,
+    /// The media Worker's bound ICE-TCP address, if ICE-TCP is on.
+    pub tcp_addr: Option<SocketAddr>,
     /// The admin API's bearer token (generated when not configured).
     pub admin_token: String,
     state: Arc<AppState>,
@@ -126,22 +130,29 @@ impl Server {
     }
 }
 
-/// Binds the HTTP listener and the media socket and starts serving.
+/// Binds the HTTP listener and the media sockets and starts serving.
 pub async fn start(config: Config) -> std::io::Result<Server> {
+    let ice_servers = IceServers::from_config(&config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let media_ip = config.media_bind_ip.unwrap_or(config.bind.ip());
+    let public_ips = public_ips(&config, media_ip).await?;
     let worker = Worker::spawn(WorkerConfig {
-        udp_bind: SocketAddr::new(config.bind.ip(), config.udp_port),
-        public_ip: config.public_ip,
+        udp_bind: SocketAddr::new(media_ip, config.udp_port),
+        tcp_bind: (!config.no_ice_tcp).then_some(SocketAddr::new(media_ip, config.tcp_port)),
+        public_ips,
+        consent_timeout: Duration::from_secs(config.consent_timeout_secs),
     })?;
     let listener = TcpListener::bind(config.bind).await?;
     let http_addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let handle = worker.handle;
-    let (udp_addr, public_addr) = (handle.udp_addr(), handle.public_addr());
+    let (udp_addr, public_addr, tcp_addr) =
+        (handle.udp_addr(), handle.public_addr(), handle.tcp_addr());
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
     let state = Arc::new(AppState {
         worker: handle,
         metrics: Metrics::new(),
-        ice_servers: Vec::new(),
+        ice_servers,
         shutdown: shutdown_rx.clone(),
         admin_token: admin_token.clone(),
         draining: AtomicBool::new(false),
@@ -162,11 +173,35 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         http_addr,
         udp_addr,
         public_addr,
+        tcp_addr,
         admin_token,
         state,
         shutdown: shutdown_tx,
         task,
     })
+}
+
+/// The addresses to advertise: `--public-ip`, else the one a STUN server
+/// sees (`--stun-server`), else none (the Worker advertises its bind IP).
+async fn public_ips(config: &Config, media_ip: IpAddr) -> std::io::Result<Vec<IpAddr>> {
+    if !config.public_ip.is_empty() {
+        return Ok(config.public_ip.clone());
+    }
+    let Some(server) = &config.stun_server else {
+        return Ok(Vec::new());
+    };
+    let ip = sfu::io::stun_discovery::discover_public_ip(media_ip, server, Duration::from_secs(5))
+        .await
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("public IP discovery via {server}: {e}"))
+        })?;
+    tracing::info!(%ip, %server, "public IP discovered");
+    Ok(vec![ip])
+}
+
+/// The ICE servers for a client joining as `identity` now.
+pub fn ice_servers_for(state: &AppState, identity: &str) -> Vec<IceServer> {
+    state.ice_servers.for_join(identity, SystemTime::now())
 }
 
 /// 128 random bits as hex.

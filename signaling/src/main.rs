@@ -47,6 +47,9 @@ async fn main() -> std::process::ExitCode {
         "sfu-server listening on http://{}\nmedia on udp {} (advertised as {})\n",
         server.http_addr, server.udp_addr, server.public_addr
     );
+    if let Some(tcp) = server.tcp_addr {
+        banner.push_str(&format!("ice-tcp on tcp {tcp}\n"));
+    }
     if generated_token {
         banner.push_str(&format!(
             "admin API token (generated; set --admin-token to fix it): {}\n",

@@ -421,7 +421,7 @@ impl Session {
                         .iter()
                         .map(ParticipantInfo::from)
                         .collect(),
-                    ice_servers: self.state.ice_servers.clone(),
+                    ice_servers: crate::ice_servers_for(&self.state, &joined.peer_id.to_string()),
                 });
             }
             Err(err) => self.worker_error(err),

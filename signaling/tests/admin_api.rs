@@ -23,16 +23,12 @@ const AUTH: (&str, &str) = ("Authorization", "Bearer test-admin-token");
 /// The router alone, driven with `oneshot`, on a Worker of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oneshot_auth_and_errors() {
-    let worker = Worker::spawn(WorkerConfig {
-        udp_bind: "127.0.0.1:0".parse().unwrap(),
-        public_ip: None,
-    })
-    .unwrap();
+    let worker = Worker::spawn(WorkerConfig::loopback("127.0.0.1".parse().unwrap())).unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
         worker: worker.handle,
         metrics: Metrics::new(),
-        ice_servers: Vec::new(),
+        ice_servers: signaling::ice_servers::IceServers::none(),
         shutdown,
         admin_token: "secret".to_owned(),
         draining: AtomicBool::new(false),

@@ -13,6 +13,7 @@ fn spawn(extra_env: &[(&str, &str)]) -> (Child, String) {
     cmd.args(["--bind", "127.0.0.1:0"])
         .env_remove("SFU_UDP_PORT")
         .env_remove("SFU_PUBLIC_IP")
+        .env("SFU_TCP_PORT", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (k, v) in extra_env {
@@ -95,6 +96,8 @@ fn json_logs_are_one_object_per_line() {
             "--bind",
             "127.0.0.1:0",
             "--udp-port",
+            "0",
+            "--tcp-port",
             "0",
             "--log-format",
             "json",

@@ -60,7 +60,7 @@ class Tail {
  */
 export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, extraArgs = [], timeoutMs = 20_000 }) {
   const bin = process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
-  const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--public-ip', host, ...extraArgs];
+  const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--tcp-port', '0', '--public-ip', host, ...extraArgs];
   const env = { ...process.env, NO_COLOR: '1' }; // plain log lines for the failure dump
   const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = new Tail();

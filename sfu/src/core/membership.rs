@@ -30,8 +30,8 @@ impl Core {
             }
         };
         let pwd = rtc::ice::rand::generate_pwd();
-        let pc =
-            build_peer_connection(now, &ufrag, &pwd).map_err(|e| CoreError::Rtc(e.to_string()))?;
+        let pc = build_peer_connection(now, &ufrag, &pwd, self.config.consent_timeout)
+            .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
 
@@ -123,11 +123,7 @@ impl Core {
             return;
         };
         self.by_ufrag.remove(&peer.ufrag);
-        for addr in &peer.addrs {
-            if self.by_addr.get(addr) == Some(&id) {
-                self.by_addr.remove(addr);
-            }
-        }
+        self.routes.remove_peer(id);
         for track in peer.subscriptions.keys() {
             if let Some(track) = self.tracks.get_mut(track) {
                 track.subscribers.retain(|p| *p != id);
@@ -139,6 +135,7 @@ impl Core {
         while let Some(out) = rtc::sansio::Protocol::poll_write(&mut peer.pc) {
             self.transmits.push_back(super::Transmit {
                 destination: out.transport.peer_addr,
+                protocol: out.transport.transport_protocol,
                 data: out.message,
                 received_at: None,
                 media: false,

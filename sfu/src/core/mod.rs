@@ -28,6 +28,7 @@ pub mod quality;
 mod reports;
 pub mod room;
 mod room_events;
+pub mod routes;
 pub mod rtcp_count;
 pub mod stats;
 pub mod subscription;
@@ -35,7 +36,7 @@ pub mod track;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -51,29 +52,59 @@ pub use stats::{Counters, Histograms, Snapshot};
 
 use peer::Peer;
 use room::Room;
+use routes::Routes;
 use rtcp_count::RtcpCounts;
 use track::Track;
 
 /// Settings of a core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
-    /// The address advertised in the SFU's ICE candidate: the shared UDP
-    /// port on the public address. `rtc` must be told datagrams arrived on
-    /// exactly this address.
-    pub public_addr: SocketAddr,
+    /// The UDP addresses advertised as host candidates: the shared UDP
+    /// port on each public address (several when the SFU has, say, an
+    /// IPv4 and an IPv6 address). Never empty. `rtc` is told a datagram
+    /// arrived on the first of them of the sender's address family.
+    pub udp_addrs: Vec<SocketAddr>,
+    /// The ICE-TCP (passive, RFC 6544) addresses advertised, at a lower
+    /// priority than UDP so that browsers use them only when UDP fails.
+    /// Empty when ICE-TCP is off.
+    pub tcp_addrs: Vec<SocketAddr>,
+    /// A Peer whose client stops answering is removed after this long
+    /// (ICE consent freshness, RFC 7675).
+    pub consent_timeout: Duration,
     /// Count RTCP datagrams by type and media datagrams on the wire
     /// (`sfu_rtcp_packets_total`, `sfu_retransmissions_total`). On by
     /// default; off only to measure what the counting costs.
     pub count_rtcp: bool,
 }
 
+/// How long a silent client keeps its Peer by default.
+pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl CoreConfig {
-    /// The default settings for a core advertising `public_addr`.
+    /// The default settings for a core advertising one UDP address,
+    /// `public_addr`, and no ICE-TCP.
     pub fn new(public_addr: SocketAddr) -> Self {
         Self {
-            public_addr,
+            udp_addrs: vec![public_addr],
+            tcp_addrs: Vec::new(),
+            consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             count_rtcp: true,
         }
+    }
+
+    /// The advertised address of `protocol` that `rtc` is told a packet
+    /// from `source` arrived on: the first of the same address family, or
+    /// else the first.
+    fn local_addr(&self, protocol: TransportProtocol, source: SocketAddr) -> Option<SocketAddr> {
+        let addrs = match protocol {
+            TransportProtocol::TCP => &self.tcp_addrs,
+            _ => &self.udp_addrs,
+        };
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4() == source.is_ipv4())
+            .or(addrs.first())
+            .copied()
     }
 }
 
@@ -82,6 +113,8 @@ impl CoreConfig {
 pub struct Transmit {
     /// Where to.
     pub destination: SocketAddr,
+    /// Over UDP, or over the ICE-TCP connection from `destination`.
+    pub protocol: TransportProtocol,
     /// What.
     pub data: BytesMut,
     /// When the datagram that caused it arrived, if one did (for the
@@ -259,7 +292,7 @@ pub struct Core {
     rooms: HashMap<String, Room>,
     tracks: HashMap<TrackId, Track>,
     by_ufrag: HashMap<String, PeerId>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    routes: Routes,
     next_peer: u64,
     next_track: u64,
     transmits: VecDeque<Transmit>,
@@ -287,7 +320,7 @@ impl Core {
             rooms: HashMap::new(),
             tracks: HashMap::new(),
             by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            routes: Routes::default(),
             next_peer: 1,
             next_track: 1,
             transmits: VecDeque::new(),
@@ -305,20 +338,56 @@ impl Core {
 
     /// A datagram arrived on the shared socket from `source`.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: BytesMut) {
+        self.handle_packet(now, TransportProtocol::UDP, source, data);
+    }
+
+    /// A frame (RFC 4571, length prefix removed) arrived on the ICE-TCP
+    /// connection from `source`.
+    pub fn handle_tcp_frame(&mut self, now: Instant, source: SocketAddr, data: BytesMut) {
+        self.handle_packet(now, TransportProtocol::TCP, source, data);
+    }
+
+    /// The ICE-TCP connection from `source` closed: nothing can be sent
+    /// on it any more.
+    pub fn tcp_closed(&mut self, source: SocketAddr) {
+        if let Some(peer) = self.routes.unpin(&(TransportProtocol::TCP, source)) {
+            tracing::debug!(%peer, %source, "ICE-TCP connection closed");
+        }
+    }
+
+    /// Whether packets from `source` over `protocol` reach a Peer (its
+    /// address passed an ICE check). The driver closes ICE-TCP
+    /// connections that never get here.
+    pub fn is_routed(&self, protocol: TransportProtocol, source: SocketAddr) -> bool {
+        self.routes.contains(&(protocol, source))
+    }
+
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        protocol: TransportProtocol,
+        source: SocketAddr,
+        data: BytesMut,
+    ) {
         self.counters.datagrams_in += 1;
         if self.config.count_rtcp {
             self.rtcp.count_in(&data);
         }
+        let key = (protocol, source);
         let stun = demux::is_stun(&data);
         let peer_id = if stun {
             match demux::stun_local_ufrag(&data) {
                 Some(ufrag) => self.by_ufrag.get(&ufrag).copied(),
-                None => self.by_addr.get(&source).copied(),
+                None => self.routes.lookup(&key, now),
             }
         } else {
-            self.by_addr.get(&source).copied()
+            self.routes.lookup(&key, now)
         };
         let Some(peer_id) = peer_id else {
+            self.counters.datagrams_unrouted += 1;
+            return;
+        };
+        let Some(local_addr) = self.config.local_addr(protocol, source) else {
             self.counters.datagrams_unrouted += 1;
             return;
         };
@@ -329,10 +398,10 @@ impl Core {
         let input = TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.config.public_addr,
+                local_addr,
                 peer_addr: source,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
             message: data,
         };
@@ -341,8 +410,9 @@ impl Core {
             tracing::debug!(peer = %peer_id, %source, %err, "datagram rejected");
         }
         // A STUN request answered to `source` passed the ICE agent's
-        // MESSAGE-INTEGRITY check: only then is the 5-tuple pinned.
-        let pin = (stun && !self.by_addr.contains_key(&source)).then_some(source);
+        // MESSAGE-INTEGRITY check: only then is the address pinned (or
+        // re-pinned, if it belonged to another Peer before).
+        let pin = (stun && self.routes.lookup(&key, now) != Some(peer_id)).then_some(key);
         self.ingress = Some(now);
         self.drain(now, peer_id, pin);
         self.flush(now);
@@ -378,6 +448,10 @@ impl Core {
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_sample {
+            let expired = self.routes.expire(now);
+            if expired > 0 {
+                tracing::debug!(expired, "stale addresses unpinned");
+            }
             self.sample_quality(now);
             self.next_sample = now + quality::SAMPLE_INTERVAL;
         }
@@ -423,6 +497,7 @@ impl Core {
             counters: self.counters.clone(),
             rtcp: self.rtcp.clone(),
             histograms: self.histograms.clone(),
+            ice_tcp: stats::TcpCounters::default(),
         }
     }
 
@@ -459,7 +534,7 @@ impl Core {
 
     /// Takes everything one Peer's connection has produced: application
     /// messages (RTP to forward, RTCP to act on), events, and datagrams.
-    fn drain(&mut self, now: Instant, id: PeerId, pin: Option<SocketAddr>) {
+    fn drain(&mut self, now: Instant, id: PeerId, pin: Option<routes::RouteKey>) {
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
@@ -490,7 +565,8 @@ impl Core {
         let mut pinned = false;
         while let Some(out) = peer.pc.poll_write() {
             let destination = out.transport.peer_addr;
-            if pin == Some(destination) {
+            let protocol = out.transport.transport_protocol;
+            if pin == Some((protocol, destination)) {
                 pinned = true;
             }
             let media = if self.config.count_rtcp {
@@ -500,15 +576,15 @@ impl Core {
             };
             self.transmits.push_back(Transmit {
                 destination,
+                protocol,
                 data: out.message,
                 received_at: self.ingress,
                 media,
             });
         }
-        if let (true, Some(addr)) = (pinned, pin) {
-            peer.addrs.push(addr);
-            self.by_addr.insert(addr, id);
-            tracing::debug!(peer = %id, %addr, "5-tuple pinned");
+        if let (true, Some(key)) = (pinned, pin) {
+            self.routes.pin(key, id, now);
+            tracing::debug!(peer = %id, protocol = ?key.0, addr = %key.1, "address pinned");
         }
     }
 

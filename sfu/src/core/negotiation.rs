@@ -11,14 +11,13 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
 
 use super::ids::{MediaKind, PeerId, TrackId};
-use super::peer_config::host_candidate;
+use super::peer_config::{host_candidate, tcp_candidate};
 use super::{Core, CoreError, Signal};
 
 impl Core {
     /// The client's offer: apply it and queue our answer (a `Signal::Answer`),
     /// followed by an offer of our own if its Subscriptions changed.
     pub fn handle_offer(&mut self, now: Instant, id: PeerId, sdp: String) -> Result<(), CoreError> {
-        let public_addr = self.config.public_addr;
         let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| CoreError::BadSdp(e.to_string()))?;
@@ -42,11 +41,14 @@ impl Core {
         };
         let first = !peer.negotiated_once;
         if first {
-            let candidate =
-                host_candidate(public_addr).map_err(|e| CoreError::Rtc(e.to_string()))?;
-            peer.pc
-                .add_local_candidate(candidate)
-                .map_err(|e| CoreError::Rtc(e.to_string()))?;
+            let udp = self.config.udp_addrs.iter().map(|a| host_candidate(*a));
+            let tcp = self.config.tcp_addrs.iter().map(|a| tcp_candidate(*a));
+            for candidate in udp.chain(tcp) {
+                let candidate = candidate.map_err(|e| CoreError::Rtc(e.to_string()))?;
+                peer.pc
+                    .add_local_candidate(candidate)
+                    .map_err(|e| CoreError::Rtc(e.to_string()))?;
+            }
         }
         let answer = peer
             .pc

@@ -2,7 +2,6 @@
 //! its Subscriptions and the state of its offer/answer exchange.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::peer_connection::RTCPeerConnection;
@@ -33,8 +32,6 @@ pub struct Peer {
     pub awaiting_answer: bool,
     /// Subscriptions changed since the last offer.
     pub needs_offer: bool,
-    /// Remote addresses pinned to this Peer after a verified ICE check.
-    pub addrs: Vec<SocketAddr>,
     /// Tracks it publishes, by `rtc`'s track id on its connection.
     pub published: HashMap<String, TrackId>,
     /// Its Subscriptions, by the Track delivered.
@@ -80,7 +77,6 @@ impl Peer {
             negotiated_once: false,
             awaiting_answer: false,
             needs_offer: false,
-            addrs: Vec::new(),
             published: HashMap::new(),
             subscriptions: HashMap::new(),
             subscription_by_local_id: HashMap::new(),

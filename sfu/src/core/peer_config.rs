@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{
     CongestionControlBuilder, Gcc, NackGeneratorBuilder, GCC_MAX_BITRATE, GCC_MIN_BITRATE,
 };
@@ -33,11 +34,20 @@ use rtc::shared::error::Error as RtcError;
 
 use super::deliver_rtcp::DeliverRtcp;
 
-/// ICE timing for every Peer: a dead browser is noticed within seconds, not
-/// the 25 s `rtc` defaults to.
+/// ICE timing for every Peer. `rtc` calls a connection disconnected after
+/// this long without a packet from the client (at most; less for short
+/// consent timeouts), and failed after the rest of the consent timeout.
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(4);
-const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(8);
 const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// `rtc`'s (disconnected, failed) timeouts for a consent timeout: failure,
+/// which removes the Peer, comes `consent_timeout` after the last packet
+/// (their sum), and at least 2 s in.
+pub fn ice_timeouts(consent_timeout: Duration) -> (Duration, Duration) {
+    let total = consent_timeout.max(Duration::from_secs(2));
+    let disconnected = ICE_DISCONNECTED_TIMEOUT.min(total / 3);
+    (disconnected, total - disconnected)
+}
 
 /// Where each subscriber's bandwidth estimate starts, in bits per second:
 /// a typical camera layer, so that a constrained downlink shows as the
@@ -52,7 +62,9 @@ pub fn build_peer_connection(
     now: Instant,
     ufrag: &str,
     pwd: &str,
+    consent_timeout: Duration,
 ) -> Result<RTCPeerConnection, RtcError> {
+    let (disconnected, failed) = ice_timeouts(consent_timeout);
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
     // The default chain (NACK responder and generator, RTCP reports, TWCC
@@ -100,8 +112,8 @@ pub fn build_peer_connection(
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_timeouts(
-            Some(ICE_DISCONNECTED_TIMEOUT),
-            Some(ICE_FAILED_TIMEOUT),
+            Some(disconnected),
+            Some(failed),
             Some(ICE_KEEPALIVE_INTERVAL),
         )
         .build();
@@ -114,7 +126,8 @@ pub fn build_peer_connection(
         .build(now)
 }
 
-/// The host candidate the SFU advertises: the shared UDP port on the public address.
+/// A host candidate the SFU advertises: the shared UDP port on one public
+/// address.
 pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError> {
     let candidate = CandidateHostConfig {
         base_config: CandidateConfig {
@@ -125,6 +138,24 @@ pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError>
             ..Default::default()
         },
         ..Default::default()
+    }
+    .new_candidate_host()?;
+    RTCIceCandidate::from(&candidate).to_json()
+}
+
+/// A passive ICE-TCP host candidate (RFC 6544) on one public address. Its
+/// type preference is below every UDP host candidate's, so browsers pick
+/// it only when UDP fails.
+pub fn tcp_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "tcp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type: TcpType::Passive,
     }
     .new_candidate_host()?;
     RTCIceCandidate::from(&candidate).to_json()

@@ -39,6 +39,22 @@ impl KindCounters {
     }
 }
 
+/// ICE-TCP connections and their send queues, counted by the Worker's
+/// loop (which owns the connections) and added to its snapshots.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TcpCounters {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed at accept because too many were open.
+    pub refused: u64,
+    /// Connections closed because they never passed an ICE check.
+    pub unverified: u64,
+    /// Packets dropped because a connection's send queue was full.
+    pub send_dropped: u64,
+    /// Connections open now.
+    pub open: u64,
+}
+
 /// Everything the core counts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
@@ -105,6 +121,8 @@ pub struct Snapshot {
     pub rtcp: RtcpCounts,
     /// The distributions.
     pub histograms: Histograms,
+    /// ICE-TCP connections (filled in by the Worker's loop).
+    pub ice_tcp: TcpCounters,
 }
 
 /// The distributions a Worker keeps.

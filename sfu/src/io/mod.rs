@@ -1,3 +1,5 @@
 //! The IO driver: everything that touches a socket. The core never does.
 
-pub mod udp;
+pub mod driver;
+pub mod stun_discovery;
+pub mod tcp;

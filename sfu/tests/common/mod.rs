@@ -71,6 +71,9 @@ pub struct Client {
     pub keyframes_sent: usize,
     /// PLIs received.
     pub plis_received: usize,
+    /// Its network path is cut: nothing it sends arrives, nothing sent to
+    /// it does.
+    pub cut: bool,
 }
 
 /// The core, its clients and the virtual clock.
@@ -269,6 +272,7 @@ impl Sim {
             keyframe_pending: true,
             keyframes_sent: 0,
             plis_received: 0,
+            cut: false,
         });
         index
     }
@@ -324,7 +328,11 @@ impl Sim {
                         continue;
                     }
                 }
-                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                if let Some(c) = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.addr == t.destination && !c.cut)
+                {
                     let input = TaggedBytesMut {
                         now: self.now,
                         transport: TransportContext {
@@ -344,7 +352,11 @@ impl Sim {
             let mut datagrams = Vec::new();
             for c in self.clients.iter_mut() {
                 while let Some(w) = c.pc.poll_write() {
-                    datagrams.push((c.addr, w.message));
+                    // Sent from an address the client no longer has, or
+                    // over a cut path: lost.
+                    if w.transport.local_addr == c.addr && !c.cut {
+                        datagrams.push((c.addr, w.message));
+                    }
                 }
             }
             for (source, data) in datagrams {
@@ -411,6 +423,22 @@ impl Sim {
             self.advance(Duration::from_millis(5));
         }
         panic!("clients did not connect");
+    }
+
+    /// Client `i` moves to `addr` (a network change: its old address stops
+    /// working) and restarts ICE with a new offer, as a browser does.
+    pub fn move_client(&mut self, i: usize, addr: SocketAddr) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        c.addr = addr;
+        c.pc.add_local_candidate(host_candidate(addr).unwrap())
+            .unwrap();
+        c.pc.restart_ice();
+        let offer = c.pc.create_offer(None).unwrap();
+        c.pc.set_local_description(now, offer.clone()).unwrap();
+        let id = c.peer_id.unwrap();
+        self.core.handle_offer(now, id, offer.sdp).unwrap();
+        self.pump();
     }
 
     /// Sends one RTP packet from a publishing client.

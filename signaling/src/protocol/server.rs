@@ -52,8 +52,14 @@ impl From<&Participant> for ParticipantInfo {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IceServer {
-    /// `stun:` / `turn:` URLs.
+    /// `stun:` / `turn:` / `turns:` URLs.
     pub urls: Vec<String>,
+    /// TURN username (static, or `<expiry>:<identity>` when ephemeral).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Why a call ended (`callEnded.reason`).

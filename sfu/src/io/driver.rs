@@ -1,15 +1,18 @@
-//! The shared UDP socket: one port for every Peer. Reads datagrams into the
-//! core, writes what the core transmits, runs its timers, and carries out
-//! the Worker's commands, all on one thread.
+//! The Worker's event loop, on one thread: the shared UDP socket (one port
+//! for every Peer) and the ICE-TCP connections feed the core; what the core
+//! transmits goes out on the socket or the right connection; its timers
+//! run; and the Worker's commands are carried out.
 
 use std::collections::HashMap;
-use std::net::UdpSocket as StdUdpSocket;
+use std::net::{TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::net::UdpSocket;
+use rtc::shared::TransportProtocol;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
+use super::tcp::{self, Connections, TcpEvent};
 use crate::core::{Core, LeaveReason, PeerId, Signal};
 use crate::worker::Command;
 
@@ -18,9 +21,19 @@ use crate::worker::Command;
 const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read per wake-up before the loop looks at commands and timers.
 const READ_BATCH: usize = 64;
+/// ICE-TCP events waiting for the loop; connection tasks wait beyond this
+/// (TCP flow control slows the client).
+const TCP_EVENT_QUEUE: usize = 1024;
+/// How often ICE-TCP connections that never passed an ICE check are looked for.
+const TCP_SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Runs a Worker on the current thread until every handle is dropped.
-pub(crate) fn run_thread(socket: StdUdpSocket, core: Core, commands: mpsc::Receiver<Command>) {
+pub(crate) fn run_thread(
+    socket: StdUdpSocket,
+    tcp_listener: Option<StdTcpListener>,
+    core: Core,
+    commands: mpsc::Receiver<Command>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,26 +45,56 @@ pub(crate) fn run_thread(socket: StdUdpSocket, core: Core, commands: mpsc::Recei
         }
     };
     runtime.block_on(async move {
-        match UdpSocket::from_std(socket) {
-            Ok(socket) => run(socket, core, commands).await,
-            Err(err) => tracing::error!(%err, "cannot register the UDP socket"),
+        let socket = match UdpSocket::from_std(socket) {
+            Ok(socket) => socket,
+            Err(err) => {
+                tracing::error!(%err, "cannot register the UDP socket");
+                return;
+            }
+        };
+        let (tcp_tx, tcp_events) = mpsc::channel(TCP_EVENT_QUEUE);
+        if let Some(listener) = tcp_listener {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    tokio::spawn(tcp::accept_loop(listener, tcp_tx));
+                }
+                Err(err) => tracing::error!(%err, "cannot register the ICE-TCP listener"),
+            }
         }
+        run(socket, tcp_events, core, commands).await;
     });
 }
 
-async fn run(socket: UdpSocket, mut core: Core, mut commands: mpsc::Receiver<Command>) {
+async fn run(
+    socket: UdpSocket,
+    mut tcp_events: mpsc::Receiver<TcpEvent>,
+    mut core: Core,
+    mut commands: mpsc::Receiver<Command>,
+) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<Signal>> = HashMap::new();
+    let mut connections = Connections::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sample = 0u32;
+    let mut next_tcp_sweep = Instant::now() + TCP_SWEEP_INTERVAL;
     loop {
-        send_all(&socket, &mut core, &mut sample).await;
+        send_all(&socket, &mut connections, &mut core, &mut sample).await;
         deliver_signals(&mut core, &mut sessions);
         // Disconnecting a slow participant may have produced more output.
-        send_all(&socket, &mut core, &mut sample).await;
+        send_all(&socket, &mut connections, &mut core, &mut sample).await;
 
+        let now = Instant::now();
+        if now >= next_tcp_sweep {
+            next_tcp_sweep = now + TCP_SWEEP_INTERVAL;
+            for remote in
+                connections.close_unverified(now, |r| core.is_routed(TransportProtocol::TCP, r))
+            {
+                tracing::debug!(%remote, "ICE-TCP connection closed: no ICE check passed");
+            }
+        }
         let deadline = core
             .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .unwrap_or_else(|| now + Duration::from_secs(3600))
+            .min(next_tcp_sweep);
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 match received {
@@ -68,14 +111,26 @@ async fn run(socket: UdpSocket, mut core: Core, mut commands: mpsc::Receiver<Com
                     Err(err) => tracing::debug!(%err, "recv_from failed"),
                 }
             }
+            Some(event) = tcp_events.recv() => {
+                handle_tcp_event(&mut core, &mut connections, event);
+                for _ in 1..READ_BATCH {
+                    match tcp_events.try_recv() {
+                        Ok(event) => handle_tcp_event(&mut core, &mut connections, event),
+                        Err(_) => break,
+                    }
+                }
+            }
             command = commands.recv() => {
                 match command {
-                    Some(command) => handle_command(&mut core, &mut sessions, command),
+                    Some(command) => handle_command(&mut core, &mut sessions, &connections, command),
                     None => break,
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
-                core.handle_timeout(Instant::now());
+                let now = Instant::now();
+                if core.poll_timeout().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now);
+                }
             }
         }
     }
@@ -85,8 +140,32 @@ async fn run(socket: UdpSocket, mut core: Core, mut commands: mpsc::Receiver<Com
 /// One forwarded datagram in this many has its latency recorded.
 const LATENCY_SAMPLE_EVERY: u32 = 8;
 
-async fn send_all(socket: &UdpSocket, core: &mut Core, sample: &mut u32) {
+fn handle_tcp_event(core: &mut Core, connections: &mut Connections, event: TcpEvent) {
+    match event {
+        TcpEvent::Opened {
+            remote,
+            sender,
+            abort,
+        } => connections.opened(remote, sender, abort),
+        TcpEvent::Frame { remote, data } => core.handle_tcp_frame(Instant::now(), remote, data),
+        TcpEvent::Closed { remote } => {
+            connections.closed(remote);
+            core.tcp_closed(remote);
+        }
+    }
+}
+
+async fn send_all(
+    socket: &UdpSocket,
+    connections: &mut Connections,
+    core: &mut Core,
+    sample: &mut u32,
+) {
     while let Some(transmit) = core.poll_transmit() {
+        if transmit.protocol == TransportProtocol::TCP {
+            connections.send(transmit.destination, transmit.data.freeze());
+            continue;
+        }
         let result = match socket.try_send_to(&transmit.data, transmit.destination) {
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                 socket.send_to(&transmit.data, transmit.destination).await
@@ -144,6 +223,7 @@ fn deliver_signals(core: &mut Core, sessions: &mut HashMap<PeerId, mpsc::Sender<
 fn handle_command(
     core: &mut Core,
     sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
+    connections: &Connections,
     command: Command,
 ) {
     let now = Instant::now();
@@ -183,7 +263,9 @@ fn handle_command(
             let _ = reply.send(core.leave(now, peer));
         }
         Command::Snapshot { reply } => {
-            let _ = reply.send(core.snapshot());
+            let mut snapshot = core.snapshot();
+            snapshot.ice_tcp = connections.counters;
+            let _ = reply.send(snapshot);
         }
         Command::Rooms { reply } => {
             let _ = reply.send(core.rooms(now));
