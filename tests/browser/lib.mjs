@@ -58,8 +58,8 @@ class Tail {
  * Starts sfu-server on 127.0.0.1 with an ephemeral HTTP port (or `httpPort`)
  * and the given UDP port, and waits for its "listening on" line.
  */
-export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, extraArgs = [], timeoutMs = 20_000 }) {
-  const bin = process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
+export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, extraArgs = [], timeoutMs = 20_000, bin = null }) {
+  bin ??= process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
   const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--tcp-port', '0', '--public-ip', host, ...extraArgs];
   const env = { ...process.env, NO_COLOR: '1' }; // plain log lines for the failure dump
   const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -208,6 +208,30 @@ export async function mediaStats(page) {
         : null,
     };
   });
+}
+
+/**
+ * Each inbound video of `window.sfu.pc`: its track id (the SFU's `t<n>`),
+ * framesDecoded and frame size. Empty without a connection.
+ */
+export async function inboundVideo(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu?.pc;
+    if (!pc) return [];
+    const out = [];
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.push({ trackId: s.trackIdentifier, framesDecoded: s.framesDecoded ?? 0, width: s.frameWidth ?? 0 });
+      }
+    });
+    return out;
+  });
+}
+
+/** The call ID the page registered, once it has one. */
+export async function waitForCallId(page, timeout = 10_000) {
+  await page.waitForFunction(() => /^[2-9A-HJKMNP-Z]{7}$/.test(window.sfu.callId ?? ''), null, { timeout });
+  return page.evaluate(() => window.sfu.callId);
 }
 
 export function remoteTileCount(page) {

@@ -14,6 +14,22 @@ use super::ids::{MediaKind, PeerId, TrackId};
 use super::peer_config::{host_candidate, tcp_candidate};
 use super::{Core, CoreError, Signal};
 
+/// Relay candidates remembered per Peer, at most.
+const MAX_RELAY_ADDRS: usize = 16;
+
+/// The address of a `typ relay` candidate line (RFC 8839 §5.1:
+/// `candidate:<foundation> <component> <transport> <priority> <address>
+/// <port> typ <type> ...`), or `None` for other types.
+pub(super) fn relay_address(candidate: &str) -> Option<std::net::SocketAddr> {
+    let fields: Vec<&str> = candidate.split_whitespace().collect();
+    if fields.get(6) != Some(&"typ") || fields.get(7) != Some(&"relay") {
+        return None;
+    }
+    let ip: std::net::IpAddr = fields.get(4)?.parse().ok()?;
+    let port: u16 = fields.get(5)?.parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 impl Core {
     /// The client's offer: apply it and queue our answer (a `Signal::Answer`),
     /// followed by an offer of our own if its Subscriptions changed.
@@ -154,9 +170,15 @@ impl Core {
             // End of candidates.
             return Ok(());
         }
+        let relay = relay_address(&candidate.candidate);
         peer.pc
             .add_remote_candidate(candidate)
             .map_err(|e| CoreError::BadCandidate(e.to_string()))?;
+        if let Some(addr) = relay {
+            if peer.relay_addrs.len() < MAX_RELAY_ADDRS {
+                peer.relay_addrs.push(addr);
+            }
+        }
         self.mark_dirty(id);
         self.flush(now);
         Ok(())
@@ -238,5 +260,19 @@ mod tests {
         assert_eq!(negotiated_payload_type(&leg, &other), Some(100));
         let missing = params("video/AV1", "", 0).rtp_codec;
         assert_eq!(negotiated_payload_type(&leg, &missing), None);
+    }
+
+    #[test]
+    fn relay_candidates_are_recognised() {
+        let relay =
+            "candidate:1 1 udp 41885439 203.0.113.1 49160 typ relay raddr 192.0.2.2 rport 5000";
+        assert_eq!(
+            relay_address(relay),
+            Some("203.0.113.1:49160".parse().unwrap())
+        );
+        let host = "candidate:2 1 udp 2122260223 192.0.2.2 5000 typ host";
+        assert_eq!(relay_address(host), None);
+        assert_eq!(relay_address("candidate:x typ relay"), None);
+        assert_eq!(relay_address(""), None);
     }
 }

@@ -55,6 +55,9 @@ pub struct Peer {
     pub muted: HashSet<String>,
     /// Queued for a drain of its connection's output.
     pub dirty: bool,
+    /// Addresses of the TURN relay candidates it trickled: media from one
+    /// of them is relayed.
+    pub relay_addrs: Vec<std::net::SocketAddr>,
 }
 
 impl Peer {
@@ -88,6 +91,7 @@ impl Peer {
             sample_base: SampleBase::new(now),
             muted: HashSet::new(),
             dirty: false,
+            relay_addrs: Vec::new(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! jitter, from each receiver report (`reports.rs`); and the transport its
 //! connection uses.
 
+use rtc::shared::TransportProtocol;
 use std::time::{Duration, Instant};
 
 use rtc::peer_connection::transport::RTCIceCandidateType;
@@ -131,6 +132,22 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&id) else {
             return Transport::Udp;
         };
+        // Media from one of its trickled relay candidates comes through TURN.
+        let routes = self.routes.of_peer(id);
+        if routes
+            .iter()
+            .any(|(_, addr)| peer.relay_addrs.contains(addr))
+        {
+            return Transport::Relay;
+        }
+        // Media from one of its trickled relay candidates comes through TURN.
+        let routes = self.routes.of_peer(id);
+        if routes
+            .iter()
+            .any(|(_, addr)| peer.relay_addrs.contains(addr))
+        {
+            return Transport::Relay;
+        }
         let report = peer.pc.get_stats(now, StatsSelector::None);
         let pair = report
             .candidate_pairs()
@@ -143,8 +160,11 @@ impl Core {
             {
                 Transport::Relay
             }
-            Some(RTCStatsReportEntry::RemoteCandidate(c))
-                if c.protocol.eq_ignore_ascii_case("tcp") =>
+            // `rtc`'s remote-candidate stats leave `protocol` empty, so
+            // ICE-TCP shows in the address the Peer's checks came from.
+            _ if routes
+                .iter()
+                .any(|(protocol, _)| *protocol == TransportProtocol::TCP) =>
             {
                 Transport::Tcp
             }

@@ -1,0 +1,159 @@
+// Network topologies for browser tests, built from network namespaces,
+// veth pairs and nftables inside the test's own (loopback-only) namespace,
+// with addresses from the documentation ranges. Nothing leaves the machine.
+// A Topology removes every namespace it made when torn down.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+function run(cmd, args, input) {
+  return execFileSync(cmd, args, {
+    input,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    encoding: 'utf8',
+  });
+}
+
+export class Topology {
+  /** `tag` keeps names short and unique per test process. */
+  constructor(tag) {
+    this.tag = `${tag}${process.pid % 10000}`;
+    this.namespaces = [];
+    this.links = 0;
+    this.dir = null;
+  }
+
+  /** The full name of host `name`. */
+  ns(name) {
+    return `${this.tag}-${name}`;
+  }
+
+  /** Adds a host (a network namespace with `lo` up). */
+  host(name) {
+    const ns = this.ns(name);
+    run('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  /**
+   * Links host `a` (or the test's own namespace when null) and host `b` with
+   * a veth pair, addresses in CIDR form. Returns the interface names.
+   */
+  link(a, aAddr, b, bAddr) {
+    const n = this.links++;
+    const ia = `${this.tag}a${n}`;
+    const ib = `${this.tag}b${n}`;
+    const nsA = a && this.ns(a);
+    const nsB = this.ns(b);
+    run('ip', ['link', 'add', ia, ...(nsA ? ['netns', nsA] : []), 'type', 'veth', 'peer', 'name', ib, 'netns', nsB]);
+    const inA = nsA ? ['-n', nsA] : [];
+    run('ip', [...inA, 'addr', 'add', aAddr, 'dev', ia]);
+    run('ip', [...inA, 'link', 'set', ia, 'up']);
+    run('ip', ['-n', nsB, 'addr', 'add', bAddr, 'dev', ib]);
+    run('ip', ['-n', nsB, 'link', 'set', ib, 'up']);
+    return [ia, ib];
+  }
+
+  /** Runs `ip` in host `name`. */
+  ip(name, ...args) {
+    return run('ip', ['-n', this.ns(name), ...args]);
+  }
+
+  /** Runs a command inside host `name` (null: the test's own namespace). */
+  exec(name, cmd, ...args) {
+    return name ? run('ip', ['netns', 'exec', this.ns(name), cmd, ...args]) : run(cmd, args);
+  }
+
+  /** Makes host `name` forward packets (a router). */
+  router(name) {
+    this.exec(name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  }
+
+  /** Loads an nftables ruleset (text) into host `name` (null: ours). */
+  nft(name, ruleset) {
+    if (name) run('ip', ['netns', 'exec', this.ns(name), 'nft', '-f', '-'], ruleset);
+    else run('nft', ['-f', '-'], ruleset);
+  }
+
+  /** Removes every table of host `name`'s nftables. */
+  nftFlush(name) {
+    this.exec(name, 'nft', 'flush', 'ruleset');
+  }
+
+  /**
+   * A script that runs `binary` inside host `name`, for Playwright's
+   * `executablePath` or the server's binary.
+   */
+  async wrapper(name, binary) {
+    this.dir ??= await mkdtemp(path.join(os.tmpdir(), 'sfu-netns-'));
+    const file = path.join(this.dir, `${name}-${path.basename(binary)}`);
+    await writeFile(file, `#!/bin/sh\nexec ip netns exec ${this.ns(name)} ${binary} "$@"\n`);
+    await chmod(file, 0o755);
+    return file;
+  }
+
+  /** Starts a long-running process inside host `name` (null: ours). */
+  spawn(name, cmd, args, opts = {}) {
+    const [c, a] = name ? ['ip', ['netns', 'exec', this.ns(name), cmd, ...args]] : [cmd, args];
+    return spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  }
+
+  /** Deletes every namespace (and with them their veths). */
+  async teardown() {
+    for (const ns of this.namespaces.reverse()) {
+      try {
+        run('ip', ['netns', 'del', ns]);
+      } catch {
+        // already gone
+      }
+    }
+    this.namespaces = [];
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The selected candidate pair of `window.sfu.pc` as the browser sees it:
+ * local and remote candidate types, protocols and addresses.
+ */
+export function selectedPair(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu?.pc;
+    if (!pc) return null;
+    const report = await pc.getStats();
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+    });
+    if (!pair) return null;
+    const l = report.get(pair.localCandidateId);
+    const r = report.get(pair.remoteCandidateId);
+    return {
+      local: { type: l?.candidateType, protocol: l?.protocol, address: l?.address, relayProtocol: l?.relayProtocol },
+      remote: { type: r?.candidateType, protocol: r?.protocol, address: r?.address, port: r?.port },
+    };
+  });
+}
+
+/** Total remote video framesDecoded on `page`. */
+export function framesDecoded(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu?.pc;
+    if (!pc) return 0;
+    let n = 0;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.framesDecoded ?? 0;
+    });
+    return n;
+  });
+}
+
+/** One sample's value from a Prometheus text exposition, or 0. */
+export function metricValue(text, name, labels = '') {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
