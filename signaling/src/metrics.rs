@@ -266,6 +266,38 @@ fn media_registry(s: &Snapshot) -> Registry {
     for (transport, value) in Transport::ALL.iter().zip(c.ice_connections.iter()) {
         ice.with_label_values(&[transport.as_str()]).inc_by(*value);
     }
+    let tcp = &s.ice_tcp;
+    gauge(
+        &r,
+        "sfu_ice_tcp_connections",
+        "Open ICE-TCP connections",
+        tcp.open,
+    );
+    let tcp_total = register(
+        &r,
+        IntCounterVec::new(
+            Opts::new(
+                "sfu_ice_tcp_connections_total",
+                "ICE-TCP connections: accepted, refused at accept (too many open), \
+                 closed for never passing an ICE check",
+            ),
+            &["result"],
+        )
+        .expect("valid metric"),
+    );
+    for (result, value) in [
+        ("accepted", tcp.accepted),
+        ("refused", tcp.refused),
+        ("unverified", tcp.unverified),
+    ] {
+        tcp_total.with_label_values(&[result]).inc_by(value);
+    }
+    counter(
+        &r,
+        "sfu_ice_tcp_send_dropped_total",
+        "Packets dropped because an ICE-TCP connection's send queue was full",
+        tcp.send_dropped,
+    );
     let rtcp = register(
         &r,
         IntCounterVec::new(
