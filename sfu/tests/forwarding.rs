@@ -426,3 +426,27 @@ fn subscriber_losses_are_repaired_from_the_track_cache() {
         "no NACK went to Alice: her uplink lost nothing"
     );
 }
+
+#[test]
+fn a_subscriber_without_twcc_is_estimated_from_its_remb() {
+    let mut sim = Sim::new();
+    let alice = sim.add_client("alice", true);
+    sim.twcc = false;
+    let bob = sim.add_client("bob", false);
+    sim.join(alice, "room");
+    let bob_id = sim.join(bob, "room");
+    sim.connect_all();
+    sim.send_frames(alice, 1, 50);
+    sim.send_remb(bob, 250_000.0);
+    sim.advance(Duration::from_secs(3));
+    let stats = sim.core.participant(sim.now, bob_id).unwrap();
+    assert_eq!(
+        stats.quality.bandwidth_estimate,
+        Some(250_000.0),
+        "REMB, not the idle congestion controller's starting value"
+    );
+    sim.send_remb(bob, 1_500_000.0);
+    sim.advance(Duration::from_secs(3));
+    let stats = sim.core.participant(sim.now, bob_id).unwrap();
+    assert_eq!(stats.quality.bandwidth_estimate, Some(1_500_000.0));
+}

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp::packet::Packet as RtpPacket;
@@ -162,6 +163,11 @@ impl Core {
             }
             if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.on_nack(now, id, local_track_id, nack);
+            }
+            if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.quality.remb = Some(f64::from(remb.bitrate));
+                }
             }
             wants_keyframe |= any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>();
         }

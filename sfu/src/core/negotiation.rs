@@ -9,6 +9,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::peer_config::{host_candidate, tcp_candidate};
@@ -35,6 +36,7 @@ impl Core {
     /// followed by an offer of our own if its Subscriptions changed.
     pub fn handle_offer(&mut self, now: Instant, id: PeerId, sdp: String) -> Result<(), CoreError> {
         let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
+        let twcc = sdp.contains(TRANSPORT_CC_URI);
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| CoreError::BadSdp(e.to_string()))?;
         if peer.awaiting_answer {
@@ -55,6 +57,7 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&id) else {
             return Err(CoreError::UnknownPeer);
         };
+        peer.twcc = twcc;
         let first = !peer.negotiated_once;
         if first {
             let udp = self.config.udp_addrs.iter().map(|a| host_candidate(*a));
@@ -117,12 +120,14 @@ impl Core {
         if !peer.awaiting_answer {
             return Err(CoreError::NoOfferOutstanding);
         }
+        let twcc = sdp.contains(TRANSPORT_CC_URI);
         let answer =
             RTCSessionDescription::answer(sdp).map_err(|e| CoreError::BadSdp(e.to_string()))?;
         peer.pc
             .set_remote_description(now, answer)
             .map_err(|e| CoreError::BadSdp(e.to_string()))?;
         peer.awaiting_answer = false;
+        peer.twcc = twcc;
 
         // Senders that just became live learn the payload type the client
         // chose for their codec.

@@ -58,6 +58,9 @@ pub struct Peer {
     /// Addresses of the TURN relay candidates it trickled: media from one
     /// of them is relayed.
     pub relay_addrs: Vec<std::net::SocketAddr>,
+    /// Its last SDP negotiated transport-wide congestion control; without
+    /// it, its downlink estimate comes from its REMB messages.
+    pub twcc: bool,
 }
 
 impl Peer {
@@ -92,6 +95,7 @@ impl Peer {
             muted: HashSet::new(),
             dirty: false,
             relay_addrs: Vec::new(),
+            twcc: false,
         }
     }
 }

@@ -24,6 +24,7 @@ use rtc::peer_connection::transport::{
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -161,12 +162,13 @@ pub fn tcp_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError> 
     RTCIceCandidate::from(&candidate).to_json()
 }
 
-/// What the core acts on: keyframe requests (PLI, FIR), NACKs and receiver
-/// reports. Everything else stays inside `rtc`.
+/// What the core acts on: keyframe requests (PLI, FIR), NACKs, receiver
+/// reports and REMB. Everything else stays inside `rtc`.
 pub fn is_feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>()
         || any.is::<FullIntraRequest>()
         || any.is::<ReceiverReport>()
         || any.is::<TransportLayerNack>()
+        || any.is::<ReceiverEstimatedMaximumBitrate>()
 }

@@ -57,9 +57,12 @@ pub struct Quality {
     pub jitter: Option<f64>,
     /// How its connection reached the SFU, once connected.
     pub transport: Option<Transport>,
-    /// The congestion controller's estimate of its downlink, in bits per
-    /// second, once it receives something and sends TWCC feedback.
+    /// The estimate of its downlink, in bits per second: the congestion
+    /// controller's, from its TWCC feedback, once it receives something;
+    /// or, for a client without TWCC, the latest REMB it sent.
     pub bandwidth_estimate: Option<f64>,
+    /// The latest REMB (receiver-estimated maximum bitrate) it sent.
+    pub remb: Option<f64>,
 }
 
 /// Byte counts at the previous sample.
@@ -104,6 +107,13 @@ impl Core {
                 bytes_out: peer.bytes_out,
             };
             if !peer.connected || peer.subscriptions.is_empty() {
+                continue;
+            }
+            if !peer.twcc {
+                if let Some(bps) = peer.quality.remb {
+                    peer.quality.bandwidth_estimate = Some(bps);
+                    self.histograms.subscriber_bandwidth.observe(bps);
+                }
                 continue;
             }
             // One estimate per connection; `rtc` copies it onto every

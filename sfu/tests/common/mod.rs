@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -87,6 +89,9 @@ pub struct Sim {
     /// Drops this many of the next media datagrams from the SFU to this
     /// client: downlink loss.
     pub downlink_loss: Option<(usize, usize)>,
+    /// New clients negotiate transport-wide congestion control (default
+    /// on); without it they report their downlink with REMB.
+    pub twcc: bool,
 }
 
 pub fn vp8() -> RTCRtpCodec {
@@ -124,6 +129,7 @@ impl Sim {
             now: Instant::now(),
             deliver_rtcp: true,
             downlink_loss: None,
+            twcc: true,
         }
     }
 
@@ -205,7 +211,11 @@ impl Sim {
         if self.deliver_rtcp {
             registry = registry.with(Slot::from(14_000), DeliverRtcp::new(is_feedback));
         }
-        let registry = register_default_interceptors(registry, &mut media_engine).unwrap();
+        let registry = if self.twcc {
+            register_default_interceptors(registry, &mut media_engine).unwrap()
+        } else {
+            configure_rtcp_reports(configure_nack(registry, &mut media_engine))
+        };
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
@@ -574,6 +584,25 @@ impl Sim {
                 .write_rtcp(now, vec![Box::new(pli)])
                 .unwrap();
         }
+        self.pump();
+    }
+
+    /// Client `i` reports a downlink estimate of `bitrate` bits per second
+    /// with REMB.
+    pub fn send_remb(&mut self, i: usize, bitrate: f32) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let ssrcs: Vec<u32> = c.receivers.iter().map(|(_, ssrc)| *ssrc).collect();
+        let (receiver, _) = c.receivers[0];
+        let remb = rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 1,
+            bitrate,
+            ssrcs,
+        };
+        c.pc.rtp_receiver(receiver)
+            .unwrap()
+            .write_rtcp(now, vec![Box::new(remb)])
+            .unwrap();
         self.pump();
     }
 
