@@ -80,6 +80,15 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(60..=7 * 24 * 3600))]
     pub turn_ttl_secs: u64,
 
+    /// Seconds a participant whose signaling socket dropped (without a
+    /// close) keeps its media and its place, waiting for the client to
+    /// resume on a new socket. Capped at 3 s while the participant is in a
+    /// 1:1 call, so a lost caller ends the call within 10 s. 0 turns
+    /// resume off.
+    #[arg(long, env = "SFU_RESUME_GRACE_SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub resume_grace_secs: u64,
+
     /// Seconds without a packet from a client before its media
     /// connection is declared dead and its participant removed (ICE
     /// consent freshness).
@@ -120,6 +129,7 @@ impl Config {
             turn_secret: None,
             turn_ttl_secs: 3600,
             consent_timeout_secs: 15,
+            resume_grace_secs: 20,
             admin_token: Some(admin_token.to_owned()),
             ring_timeout_secs: 30,
             log_format: LogFormat::Text,

@@ -9,6 +9,7 @@ pub mod ice_servers;
 pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
+pub mod resume;
 pub mod room_messages;
 pub mod web;
 pub mod ws;
@@ -48,6 +49,10 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Personal call IDs, 1:1 calls and their private rooms.
     pub calls: Arc<calls::CallRegistry>,
+    /// How long a session whose socket was lost waits for a resume.
+    pub resume_grace: Duration,
+    /// Those sessions, by resume token.
+    pub parked: resume::Parked<ws::Session>,
 }
 
 /// The HTTP routes.
@@ -159,6 +164,8 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         calls: Arc::new(calls::CallRegistry::new(Duration::from_secs(
             config.ring_timeout_secs,
         ))),
+        resume_grace: Duration::from_secs(config.resume_grace_secs),
+        parked: Default::default(),
     });
     let app = router(state.clone());
     let mut stop = shutdown_rx;

@@ -22,6 +22,10 @@ pub struct Metrics {
     pub ws_messages: IntCounterVec,
     /// Signaling errors sent, by code.
     pub ws_errors: IntCounterVec,
+    /// Sessions whose socket was lost, waiting for a resume.
+    pub parked_sessions: IntGauge,
+    /// Sessions resumed on a new socket.
+    pub resumes: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -70,6 +74,22 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let parked_sessions = register(
+            &registry,
+            IntGauge::new(
+                "sfu_ws_parked_sessions",
+                "Sessions whose signaling socket was lost, kept for a resume",
+            )
+            .expect("valid metric"),
+        );
+        let resumes = register(
+            &registry,
+            IntCounter::new(
+                "sfu_ws_resumes_total",
+                "Sessions resumed on a new signaling socket",
+            )
+            .expect("valid metric"),
+        );
         // Every series exists from the start, so rates and alerts work
         // before the first message or error.
         for kind in protocol::CLIENT_TYPES.iter().chain(["invalid"].iter()) {
@@ -83,6 +103,8 @@ impl Metrics {
             ws_connections,
             ws_messages,
             ws_errors,
+            parked_sessions,
+            resumes,
         }
     }
 

@@ -94,6 +94,13 @@ pub enum ClientMessage {
         /// Muted from now on.
         muted: bool,
     },
+    /// Take over a session whose socket dropped: its Peer, room, call ID
+    /// and the messages that arrived meanwhile. Must be the first message
+    /// of a socket (before `join` or `register`).
+    Resume {
+        /// `joined.resumeToken` of that session.
+        token: String,
+    },
     /// Says what one of the client's tracks shows.
     TrackSource {
         /// The client's `MediaStreamTrack.id`.
@@ -104,7 +111,7 @@ pub enum ClientMessage {
 }
 
 /// Every `type` a client may send.
-pub const CLIENT_TYPES: [&str; 15] = [
+pub const CLIENT_TYPES: [&str; 16] = [
     "join",
     "offer",
     "answer",
@@ -120,10 +127,11 @@ pub const CLIENT_TYPES: [&str; 15] = [
     "chat",
     "mute",
     "trackSource",
+    "resume",
 ];
 
 /// Every `code` an `error` message may carry (docs/signaling.md).
-pub const ERROR_CODES: [&str; 27] = [
+pub const ERROR_CODES: [&str; 28] = [
     "bad_json",
     "unknown_type",
     "binary_not_supported",
@@ -151,6 +159,7 @@ pub const ERROR_CODES: [&str; 27] = [
     "bad_chat",
     "chat_too_long",
     "bad_track",
+    "resume_failed",
 ];
 
 /// Why a client frame was not understood.

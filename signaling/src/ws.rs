@@ -3,7 +3,9 @@
 //! relays the Worker's signals and the registry's call events back. Bad
 //! input gets an `error` message and is counted; it never ends the session
 //! except for an oversized frame (close 1009). A client that stops answering
-//! the server's pings is disconnected after [`IDLE_TIMEOUT`].
+//! the server's pings is disconnected after [`IDLE_TIMEOUT`]. A joined
+//! session whose socket is lost (no close frame) is parked for the resume
+//! grace period (`resume.rs`) and can continue on a new socket.
 //!
 //! Call requests are in `ws/calling.rs`, in-room requests (chat, mute,
 //! track sources) in `ws/in_room.rs`.
@@ -87,7 +89,24 @@ enum Next {
     Close(u16, String),
 }
 
-struct Session {
+/// How a socket's loop ended.
+enum Ending {
+    /// Deliberately: the client closed, or we close with this code.
+    Closed(Option<(u16, String)>),
+    /// The connection broke or went silent: the session may be resumed.
+    Lost(Option<(u16, String)>),
+}
+
+/// A joined session in a 1:1 call waits at most this long for a resume, so
+/// that a caller who vanished ends the call for the other within 10 s
+/// (after [`IDLE_TIMEOUT`] noticed).
+const CALL_RESUME_GRACE: Duration = Duration::from_secs(3);
+/// Messages queued for a parked session beyond this end it.
+const PARKED_OUTBOX_LIMIT: usize = 512;
+
+/// One signaling session: its socket's state, and what outlives a lost
+/// socket until the client resumes it.
+pub struct Session {
     state: Arc<AppState>,
     /// This socket's connection number.
     conn: u64,
@@ -118,34 +137,17 @@ struct Session {
     last_seen: Instant,
     /// The `type` of the request being handled, named in its errors.
     request: Option<&'static str>,
+    /// What a new socket presents to take this session over.
+    resume_token: Option<String>,
 }
 
 async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
     state.metrics.ws_connections.inc();
     let mut shutdown = state.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
-    let mut s = Session {
-        state: state.clone(),
-        conn,
-        peer: None,
-        room: None,
-        signals: None,
-        outbox: Vec::new(),
-        call_id: None,
-        call_events: None,
-        register_limiter: RateLimiter::new(10, 1.0),
-        call_limiter: RateLimiter::new(6, 1.0),
-        chat_limiter: RateLimiter::new(8, 2.0),
-        media_limiter: RateLimiter::new(20, 5.0),
-        muted: HashSet::new(),
-        pending_sources: Vec::new(),
-        source_retry_at: Instant::now(),
-        sources: Vec::new(),
-        last_seen: Instant::now(),
-        request: None,
-    };
+    let mut s = Session::new(state.clone(), conn);
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    let close = loop {
+    let ending = loop {
         let next = tokio::select! {
             frame = stream.next() => {
                 s.last_seen = Instant::now();
@@ -156,13 +158,13 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
                         Next::Continue
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(_))) => break Ending::Closed(None),
                     Some(Err(err)) if is_capacity_error(&err) => {
                         s.error("too_big", format!("message exceeds {MAX_MESSAGE_BYTES} bytes"));
-                        break Some((CLOSE_TOO_BIG, format!("message exceeds {MAX_MESSAGE_BYTES} bytes")));
+                        break Ending::Closed(Some((CLOSE_TOO_BIG, format!("message exceeds {MAX_MESSAGE_BYTES} bytes"))));
                     }
                     // The client vanished or broke the framing: nothing to answer.
-                    Some(Err(_)) => break None,
+                    Some(Err(_)) | None => break Ending::Lost(None),
                 }
             },
             signal = next_item(&mut s.signals) => match signal {
@@ -185,28 +187,35 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
             },
             _ = ping.tick() => {
                 if s.last_seen.elapsed() >= IDLE_TIMEOUT {
-                    break Some((CLOSE_IDLE, "no reply from the client".to_owned()));
+                    break Ending::Lost(Some((CLOSE_IDLE, "no reply from the client".to_owned())));
                 }
                 Next::Ping
             },
-            _ = shutdown.changed() => break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned())),
+            _ = shutdown.changed() => break Ending::Closed(Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()))),
         };
         if send_outbox(&mut sink, &mut s.outbox).await.is_err() {
-            break None;
+            break Ending::Lost(None);
         }
         match next {
             Next::Continue => {}
             Next::Ping => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+                    break Ending::Lost(None);
                 }
             }
-            Next::Close(code, reason) => break Some((code, reason)),
+            Next::Close(code, reason) => break Ending::Closed(Some((code, reason))),
         }
     };
+    let (lost, close) = match ending {
+        Ending::Closed(close) => (false, close),
+        Ending::Lost(close) => (true, close),
+    };
+    let grace = if lost { s.resume_grace() } else { None };
     // Release the call ID first: the other party of a call learns at once.
-    if let Some(id) = s.call_id.take() {
-        state.calls.unregister(&id, conn);
+    if grace.is_none() {
+        if let Some(id) = s.call_id.take() {
+            state.calls.unregister(&id, s.conn);
+        }
     }
     if send_outbox(&mut sink, &mut s.outbox).await.is_ok() {
         if let Some((code, reason)) = close {
@@ -220,12 +229,76 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
     // Sends the close frame (ours, or the reply to the client's) and ends
     // the stream; a client that stopped reading does not hold us up.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-    if let Some(peer) = s.peer.take() {
-        if let Err(err) = state.worker.leave(peer).await {
-            tracing::debug!(%peer, %err, "leave on disconnect");
-        }
-    }
     state.metrics.ws_connections.dec();
+    match grace {
+        Some(grace) => {
+            tokio::spawn(park(s, grace).instrument(tracing::Span::current()));
+        }
+        None => s.end().await,
+    }
+}
+
+/// Keeps a session whose socket was lost for `grace`, queueing what the
+/// client should get, until a new socket claims it or the time is up.
+async fn park(mut s: Session, grace: Duration) {
+    let Some(token) = s.resume_token.clone() else {
+        return s.end().await;
+    };
+    let state = s.state.clone();
+    let mut claimed = state.parked.park(token.clone());
+    state.metrics.parked_sessions.inc();
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "socket lost; session parked for resume"
+    );
+    let deadline = Instant::now() + grace;
+    let claim = loop {
+        tokio::select! {
+            claim = &mut claimed => break claim.ok(),
+            signal = next_item(&mut s.signals) => {
+                match signal {
+                    Some(signal) => {
+                        if let Next::Close(..) = s.on_signal(signal) {
+                            break None;
+                        }
+                    }
+                    None => {
+                        s.signals = None;
+                        s.peer = None;
+                        break None;
+                    }
+                }
+                if s.outbox.len() > PARKED_OUTBOX_LIMIT {
+                    tracing::info!("too much queued for a parked session; ending it");
+                    break None;
+                }
+            }
+            event = next_item(&mut s.call_events) => {
+                if let Some(event) = event {
+                    s.on_call_event(event);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => break None,
+        }
+    };
+    state.metrics.parked_sessions.dec();
+    // Handed over, unless the claiming socket went away meanwhile.
+    let mut s = match claim {
+        Some(reply) => match reply.send(s) {
+            Ok(()) => {
+                state.metrics.resumes.inc();
+                return;
+            }
+            Err(back) => back,
+        },
+        None => s,
+    };
+    state.parked.forget(&token);
+    tracing::info!("session not resumed in time; ending it");
+    if let Some(id) = s.call_id.take() {
+        state.calls.unregister(&id, s.conn);
+    }
+    s.end().await;
 }
 
 /// The next item of an optional channel; pending forever without one.
@@ -248,6 +321,90 @@ async fn send_outbox(
 }
 
 impl Session {
+    fn new(state: Arc<AppState>, conn: u64) -> Self {
+        Self {
+            state,
+            conn,
+            peer: None,
+            room: None,
+            signals: None,
+            outbox: Vec::new(),
+            call_id: None,
+            call_events: None,
+            register_limiter: RateLimiter::new(10, 1.0),
+            call_limiter: RateLimiter::new(6, 1.0),
+            chat_limiter: RateLimiter::new(8, 2.0),
+            media_limiter: RateLimiter::new(20, 5.0),
+            muted: HashSet::new(),
+            pending_sources: Vec::new(),
+            source_retry_at: Instant::now(),
+            sources: Vec::new(),
+            last_seen: Instant::now(),
+            request: None,
+            resume_token: None,
+        }
+    }
+
+    /// How long this session may wait for a resume after its socket was
+    /// lost: `None` if it has nothing worth keeping (not joined) or resume
+    /// is off.
+    fn resume_grace(&self) -> Option<Duration> {
+        let grace = self.state.resume_grace;
+        if self.peer.is_none() || self.resume_token.is_none() || grace.is_zero() {
+            return None;
+        }
+        let in_call = self
+            .room
+            .as_deref()
+            .is_some_and(crate::calls::is_private_room);
+        Some(if in_call {
+            grace.min(CALL_RESUME_GRACE)
+        } else {
+            grace
+        })
+    }
+
+    /// Ends the session for good: its Peer leaves the media plane.
+    async fn end(mut self) {
+        if let Some(peer) = self.peer.take() {
+            if let Err(err) = self.state.worker.leave(peer).await {
+                tracing::debug!(%peer, %err, "leave on disconnect");
+            }
+        }
+    }
+
+    /// `resume`: takes over the parked session `token` names.
+    async fn resume(&mut self, token: String) {
+        if self.peer.is_some() || self.call_id.is_some() {
+            return self.error(
+                "already_joined",
+                "resume must come before join and register",
+            );
+        }
+        let Some(mut parked) = self.state.parked.claim(&token).await else {
+            return self.error(
+                "resume_failed",
+                "no session to resume: it ended or the token is wrong; join again",
+            );
+        };
+        parked.last_seen = Instant::now();
+        std::mem::swap(self, &mut parked);
+        let (Some(room), Some(peer)) = (self.room.clone(), self.peer) else {
+            return self.error("resume_failed", "the session has ended; join again");
+        };
+        let span = tracing::Span::current();
+        span.record("room", room.as_str());
+        span.record("peer", tracing::field::display(peer));
+        tracing::info!("session resumed");
+        self.outbox.insert(
+            0,
+            ServerMessage::Resumed {
+                room,
+                peer_id: peer.to_string(),
+            },
+        );
+    }
+
     fn error(&mut self, code: &'static str, message: impl Into<String>) {
         self.state
             .metrics
@@ -377,6 +534,7 @@ impl Session {
             ClientMessage::TrackSource { track_id, source } => {
                 self.track_source(track_id, source).await
             }
+            ClientMessage::Resume { token } => self.resume(token).await,
         }
     }
 
@@ -413,6 +571,8 @@ impl Session {
                 span.record("peer", tracing::field::display(joined.peer_id));
                 tracing::debug!("joined");
                 self.signals = Some(signals);
+                let token = crate::random_token();
+                self.resume_token = Some(token.clone());
                 self.outbox.push(ServerMessage::Joined {
                     room,
                     peer_id: joined.peer_id.to_string(),
@@ -422,6 +582,7 @@ impl Session {
                         .map(ParticipantInfo::from)
                         .collect(),
                     ice_servers: crate::ice_servers_for(&self.state, &joined.peer_id.to_string()),
+                    resume_token: token,
                 });
             }
             Err(err) => self.worker_error(err),
@@ -432,6 +593,7 @@ impl Session {
         let Some(peer) = self.peer.take() else {
             return self.error("not_joined", "leave before join");
         };
+        self.resume_token = None;
         self.muted.clear();
         self.pending_sources.clear();
         self.sources.clear();
@@ -470,5 +632,6 @@ fn message_type(message: &ClientMessage) -> &'static str {
         ClientMessage::Chat { .. } => "chat",
         ClientMessage::Mute { .. } => "mute",
         ClientMessage::TrackSource { .. } => "trackSource",
+        ClientMessage::Resume { .. } => "resume",
     }
 }

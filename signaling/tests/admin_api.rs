@@ -33,6 +33,8 @@ async fn oneshot_auth_and_errors() {
         admin_token: "secret".to_owned(),
         draining: AtomicBool::new(false),
         calls: Default::default(),
+        resume_grace: std::time::Duration::from_secs(20),
+        parked: Default::default(),
     });
     let app = signaling::router(state.clone());
     let call = |uri: &str, auth: Option<&str>, method: &str| {

@@ -98,6 +98,16 @@ pub enum ServerMessage {
         participants: Vec<ParticipantInfo>,
         /// ICE servers for the client.
         ice_servers: Vec<IceServer>,
+        /// Presented in `resume` on a new socket if this one drops.
+        resume_token: String,
+    },
+    /// A `resume` succeeded: the session continues on this socket. The
+    /// messages queued while it was away follow.
+    Resumed {
+        /// The room.
+        room: String,
+        /// The client's id (unchanged).
+        peer_id: String,
     },
     /// The SFU's answer.
     Answer {
