@@ -1,13 +1,13 @@
 //! The admin REST API under `/api` (docs/api.md): list rooms, one
-//! participant's live figures, kick a participant, close a room. Every
-//! request needs `Authorization: Bearer <admin token>`.
+//! participant's live figures, kick a participant, close a room, drain the
+//! server. Every request needs `Authorization: Bearer <admin token>`.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use sfu::core::{ParticipantStats, PeerId, RoomStats};
@@ -24,6 +24,34 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/rooms/{room}/participants/{peer}",
             get(participant).delete(kick),
         )
+        .route("/api/drain", post(drain))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DrainBody {
+    draining: bool,
+    /// Whether this request started it (false: it was already draining).
+    started: bool,
+    deadline_secs: u64,
+}
+
+/// `POST /api/drain`: stop taking joins, tell clients to migrate, and exit
+/// once the calls here end or the drain timeout is over.
+async fn drain(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<DrainBody>), ApiError> {
+    authorize(&state, &headers)?;
+    let started = state.start_drain();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DrainBody {
+            draining: true,
+            started,
+            deadline_secs: state.drain_timeout.as_secs(),
+        }),
+    ))
 }
 
 /// A failed request: its status and a JSON body `{"error", "message"}`.

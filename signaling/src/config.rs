@@ -89,6 +89,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub resume_grace_secs: u64,
 
+    /// On SIGTERM, SIGINT or `POST /api/drain`: seconds the server keeps
+    /// serving the calls it has (refusing new joins, and telling clients to
+    /// migrate) before it closes every session and exits.
+    #[arg(long, env = "SFU_DRAIN_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_timeout_secs: u64,
+
     /// Seconds without a packet from a client before its media
     /// connection is declared dead and its participant removed (ICE
     /// consent freshness).
@@ -130,6 +137,7 @@ impl Config {
             turn_ttl_secs: 3600,
             consent_timeout_secs: 15,
             resume_grace_secs: 20,
+            drain_timeout_secs: 30,
             admin_token: Some(admin_token.to_owned()),
             ring_timeout_secs: 30,
             log_format: LogFormat::Text,

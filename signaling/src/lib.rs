@@ -47,6 +47,11 @@ pub struct AppState {
     pub admin_token: String,
     /// Set when the server stops accepting joins.
     pub draining: AtomicBool,
+    /// Flips to `true` when a drain starts; sessions tell their clients to
+    /// migrate.
+    pub drain: watch::Sender<bool>,
+    /// How long a drain lets existing calls go on.
+    pub drain_timeout: Duration,
     /// Personal call IDs, 1:1 calls and their private rooms.
     pub calls: Arc<calls::CallRegistry>,
     /// How long a session whose socket was lost waits for a resume.
@@ -124,7 +129,57 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+impl AppState {
+    /// Starts draining: `/readyz` fails, joins are refused, and every
+    /// session is told to migrate. Returns `false` if already draining.
+    pub fn start_drain(&self) -> bool {
+        if self.draining.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        tracing::info!(deadline_secs = self.drain_timeout.as_secs(), "draining");
+        self.drain.send_replace(true);
+        true
+    }
+}
+
 impl Server {
+    /// Resolves when a drain has started (by `POST /api/drain`).
+    pub async fn drain_requested(&self) {
+        let mut rx = self.state.drain.subscribe();
+        let _ = rx.wait_for(|draining| *draining).await;
+    }
+
+    /// Drains: refuses joins, tells clients to migrate, lets the calls
+    /// here go on until every participant has left or the drain timeout
+    /// is over, then shuts down.
+    /// `cut_short` ends the wait early (a second stop signal).
+    pub async fn drain_and_shutdown(
+        self,
+        cut_short: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        self.state.start_drain();
+        let deadline = tokio::time::Instant::now() + self.state.drain_timeout;
+        tokio::select! {
+            () = self.wait_drained(deadline) => {}
+            () = cut_short => tracing::info!("drain cut short"),
+        }
+        self.shutdown().await
+    }
+
+    async fn wait_drained(&self, deadline: tokio::time::Instant) {
+        loop {
+            let peers = self.state.worker.snapshot().await.map(|s| s.peers);
+            if matches!(peers, Ok(0) | Err(_)) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::info!(peers = ?peers.ok(), "drain deadline reached");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Stops accepting, closes every session with 1001, and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.state.draining.store(true, Ordering::Relaxed);
@@ -166,6 +221,8 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         ))),
         resume_grace: Duration::from_secs(config.resume_grace_secs),
         parked: Default::default(),
+        drain: watch::channel(false).0,
+        drain_timeout: Duration::from_secs(config.drain_timeout_secs),
     });
     let app = router(state.clone());
     let mut stop = shutdown_rx;

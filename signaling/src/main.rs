@@ -62,9 +62,13 @@ async fn main() -> std::process::ExitCode {
     let _ = stdout
         .write_all(banner.as_bytes())
         .and_then(|()| stdout.flush());
-    stop.wait().await;
-    tracing::info!("shutting down");
-    match server.shutdown().await {
+    let mut stop = stop;
+    tokio::select! {
+        () = stop.wait() => tracing::info!("stop signal: draining, then shutting down"),
+        () = server.drain_requested() => tracing::info!("drain requested: draining, then shutting down"),
+    }
+    // A second signal cuts the drain short.
+    match server.drain_and_shutdown(stop.wait()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("sfu-server: {err}");
@@ -96,7 +100,7 @@ impl StopSignals {
         Ok(Self {})
     }
 
-    async fn wait(mut self) {
+    async fn wait(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.interrupt.recv() => {}

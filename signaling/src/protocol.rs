@@ -131,7 +131,7 @@ pub const CLIENT_TYPES: [&str; 16] = [
 ];
 
 /// Every `code` an `error` message may carry (docs/signaling.md).
-pub const ERROR_CODES: [&str; 28] = [
+pub const ERROR_CODES: [&str; 29] = [
     "bad_json",
     "unknown_type",
     "binary_not_supported",
@@ -160,6 +160,7 @@ pub const ERROR_CODES: [&str; 28] = [
     "chat_too_long",
     "bad_track",
     "resume_failed",
+    "draining",
 ];
 
 /// Why a client frame was not understood.

@@ -144,8 +144,14 @@ pub struct Session {
 async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
     state.metrics.ws_connections.inc();
     let mut shutdown = state.shutdown.clone();
+    let mut drain = state.drain.subscribe();
     let (mut sink, mut stream) = socket.split();
     let mut s = Session::new(state.clone(), conn);
+    // A socket that opens during a drain is told at once.
+    let mut told_to_migrate = *drain.borrow_and_update();
+    if told_to_migrate {
+        s.tell_to_migrate();
+    }
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let ending = loop {
         let next = tokio::select! {
@@ -190,6 +196,14 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
                     break Ending::Lost(Some((CLOSE_IDLE, "no reply from the client".to_owned())));
                 }
                 Next::Ping
+            },
+            changed = drain.changed(), if !told_to_migrate => {
+                let draining = changed.is_ok() && *drain.borrow_and_update();
+                if draining {
+                    told_to_migrate = true;
+                    s.tell_to_migrate();
+                }
+                Next::Continue
             },
             _ = shutdown.changed() => break Ending::Closed(Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()))),
         };
@@ -362,6 +376,13 @@ impl Session {
         } else {
             grace
         })
+    }
+
+    fn tell_to_migrate(&mut self) {
+        self.outbox.push(ServerMessage::Migrate {
+            reason: "this server is restarting or leaving service; reconnect".to_owned(),
+            deadline_secs: self.state.drain_timeout.as_secs(),
+        });
     }
 
     /// Ends the session for good: its Peer leaves the media plane.
@@ -548,6 +569,12 @@ impl Session {
     async fn join(&mut self, room: String, name: String) {
         if self.peer.is_some() {
             return self.error("already_joined", "this socket has already joined a room");
+        }
+        if self.state.draining.load(Ordering::Relaxed) {
+            return self.error(
+                "draining",
+                "this server is draining and takes no new participants; reconnect",
+            );
         }
         if let Err(message) = validate_room(&room) {
             return self.error("bad_room", message);

@@ -35,6 +35,8 @@ async fn oneshot_auth_and_errors() {
         calls: Default::default(),
         resume_grace: std::time::Duration::from_secs(20),
         parked: Default::default(),
+        drain: tokio::sync::watch::channel(false).0,
+        drain_timeout: std::time::Duration::from_secs(30),
     });
     let app = signaling::router(state.clone());
     let call = |uri: &str, auth: Option<&str>, method: &str| {

@@ -125,3 +125,55 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(lines >= 1, "shutting down logs at least one line");
 }
+
+/// SIGTERM with a participant in a room: `/readyz` fails at once, the
+/// client is told to migrate, and the process exits 0 at the drain
+/// deadline although the participant never leaves; a second SIGTERM is
+/// not needed.
+#[test]
+fn sigterm_drains_then_exits_within_the_deadline() {
+    use tungstenite::Message;
+    let (child, url) = spawn(&[("SFU_UDP_PORT", "0"), ("SFU_DRAIN_TIMEOUT_SECS", "2")]);
+    let host = url.trim_start_matches("http://").to_owned();
+    let (mut ws, _) = tungstenite::connect(format!("ws://{host}/ws")).unwrap();
+    ws.send(Message::text(
+        r#"{"type":"join","room":"drain","name":"Stays"}"#,
+    ))
+    .unwrap();
+    let joined = ws.read().unwrap().into_text().unwrap();
+    assert!(joined.contains(r#""type":"joined""#), "{joined}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let signalled = Instant::now();
+    let migrate = loop {
+        match ws.read().unwrap() {
+            Message::Text(text) if text.contains("migrate") => break text,
+            _ => continue,
+        }
+    };
+    assert!(migrate.contains(r#""deadlineSecs":2"#), "{migrate}");
+    assert!(
+        get(&url, "/readyz").contains("503"),
+        "not ready while draining"
+    );
+    let mut child = child;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status: {status}");
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(6),
+            "no exit within the 2 s drain deadline (and slack)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1500),
+        "the call was kept until the deadline"
+    );
+}

@@ -61,7 +61,10 @@ class Tail {
 export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, extraArgs = [], timeoutMs = 20_000, bin = null }) {
   bin ??= process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
   const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--tcp-port', '0', '--public-ip', host, ...extraArgs];
-  const env = { ...process.env, NO_COLOR: '1' }; // plain log lines for the failure dump
+  // Plain log lines for the failure dump; and no drain on SIGTERM (calls
+  // are still up when a test stops its server) unless a test asks for one
+  // with --drain-timeout-secs.
+  const env = { ...process.env, NO_COLOR: '1', SFU_DRAIN_TIMEOUT_SECS: '0' };
   const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = new Tail();
   let exited = null;

@@ -229,6 +229,15 @@ pub enum ServerMessage {
     },
     /// The reply to `leave`.
     Left,
+    /// This server is draining (it is being restarted or taken out of
+    /// service): reconnect, which lands on another server when there is
+    /// one. Calls here may go on until the deadline.
+    Migrate {
+        /// For people.
+        reason: String,
+        /// Seconds until the server closes every session.
+        deadline_secs: u64,
+    },
     /// The reply to `ping`.
     Pong,
     /// A request failed.
