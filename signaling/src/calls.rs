@@ -2,7 +2,11 @@
 //! the private rooms of answered calls (docs/signaling.md, "Calls").
 //!
 //! A call ID is reserved by one signaling socket while it is connected. A
-//! call goes `ringing` → `active` (with a private room) → ended; every
+//! call goes `ringing` → `active` (with a private room) → ended. When the
+//! socket of a party to an active call closes, the call and the party's ID
+//! are kept for [`REJOIN_GRACE`]: a new socket that registers the same ID in
+//! that time takes the reservation over and may join the call's room again
+//! (a signaling reconnect); otherwise the call ends `disconnected`. Every
 //! transition that touches both parties happens under one lock, so a call
 //! is never half-accepted or half-ended. The lock is held only for map
 //! updates (never across an `await`), and only signaling takes it: it is
@@ -28,6 +32,11 @@ pub const PRIVATE_ROOM_PREFIX: &str = "call-";
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events queued for one session beyond this are dropped (it is not reading).
 pub const EVENT_QUEUE: usize = 64;
+/// How long an active call waits for a party whose socket closed to come
+/// back on a new socket. Short, so that a closed tab that could not hang up
+/// still ends the call for the other party within this much (and a silent
+/// client within the idle timeout plus this much).
+pub const REJOIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Why a registry request was refused; each maps to an `error` code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +104,7 @@ pub enum CallAction {
 pub struct CallRegistry {
     inner: Mutex<Inner>,
     ring_timeout: Duration,
+    rejoin_grace: Duration,
 }
 
 #[derive(Default)]
@@ -114,6 +124,9 @@ struct User {
     call: Option<String>,
     /// It has joined a room (a group room or its call's).
     in_room: bool,
+    /// Its socket closed during an active call: the ID and the call wait
+    /// for a new socket (see [`REJOIN_GRACE`]).
+    detached: bool,
 }
 
 impl User {
@@ -176,7 +189,15 @@ impl CallRegistry {
         Self {
             inner: Mutex::new(Inner::default()),
             ring_timeout,
+            rejoin_grace: REJOIN_GRACE,
         }
+    }
+
+    /// The same registry with another rejoin grace period (zero ends a call
+    /// as soon as a party's socket closes).
+    pub fn with_rejoin_grace(mut self, grace: Duration) -> Self {
+        self.rejoin_grace = grace;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -186,7 +207,9 @@ impl CallRegistry {
     }
 
     /// Reserves `proposed` (or a fresh ID) for the socket `conn`, whose
-    /// events go to `events`. Returns the ID.
+    /// events go to `events`. Returns the ID. An ID whose socket closed
+    /// during an active call (and is within its grace period) is taken over,
+    /// call included.
     pub fn register(
         &self,
         conn: u64,
@@ -197,8 +220,20 @@ impl CallRegistry {
         let proposed = proposed.map(normalize_call_id).transpose()?;
         let mut inner = self.lock();
         let id = match proposed {
-            Some(id) if inner.users.contains_key(&id) => return Err(CallError::IdTaken(id)),
-            Some(id) => id,
+            Some(id) => match inner.users.get_mut(&id) {
+                Some(user) if user.detached => {
+                    user.conn = conn;
+                    user.events = events;
+                    user.detached = false;
+                    if name.is_some() {
+                        user.name = name;
+                    }
+                    tracing::debug!(call_id = %id, call = ?user.call, "call ID taken over by a new socket");
+                    return Ok(id);
+                }
+                Some(_) => return Err(CallError::IdTaken(id)),
+                None => id,
+            },
             None => loop {
                 let id = random_call_id();
                 if !inner.users.contains_key(&id) {
@@ -214,6 +249,7 @@ impl CallRegistry {
                 events,
                 call: None,
                 in_room: false,
+                detached: false,
             },
         );
         Ok(id)
@@ -237,14 +273,53 @@ impl CallRegistry {
         Ok(())
     }
 
-    /// Releases `id` held by `conn`; a call it was part of ends for the
-    /// other party with `disconnected`.
-    pub fn unregister(&self, id: &str, conn: u64) {
+    /// The socket `conn` holding `id` closed. A ringing call it was part of
+    /// ends for the other party with `disconnected`, and the ID is free. An
+    /// active call (and the ID) waits for the rejoin grace period instead:
+    /// unless a new socket registers the ID meanwhile, the call then ends
+    /// with `disconnected`.
+    pub fn unregister(self: &Arc<Self>, id: &str, conn: u64) {
         let mut inner = self.lock();
-        if inner.users.get(id).is_none_or(|u| u.conn != conn) {
+        let Some(user) = inner.users.get(id).filter(|u| u.conn == conn) else {
+            return;
+        };
+        let call = user.call.clone();
+        let answered = call
+            .as_deref()
+            .and_then(|c| inner.calls.get(c))
+            .is_some_and(|c| c.room.is_some());
+        if answered && !self.rejoin_grace.is_zero() {
+            if let Some(user) = inner.users.get_mut(id) {
+                user.detached = true;
+                // Its Peer leaves the room with the socket.
+                user.in_room = false;
+            }
+            drop(inner);
+            tracing::debug!(call_id = id, call = ?call, "socket closed during a call; waiting for a rejoin");
+            let registry = Arc::clone(self);
+            let grace = self.rejoin_grace;
+            let id = id.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                registry.expire(&id, conn);
+            });
             return;
         }
-        if let Some(call) = inner.users.get(id).and_then(|u| u.call.clone()) {
+        if let Some(call) = call {
+            inner.end_call(&call, EndReason::Disconnected);
+        }
+        inner.users.remove(id);
+    }
+
+    /// The grace period of `id`, detached from the socket `conn`, is over:
+    /// if no new socket took it over, its call ends and the ID is free.
+    fn expire(&self, id: &str, conn: u64) {
+        let mut inner = self.lock();
+        let Some(user) = inner.users.get(id).filter(|u| u.conn == conn && u.detached) else {
+            return;
+        };
+        tracing::debug!(call_id = id, "no rejoin within the grace period");
+        if let Some(call) = user.call.clone() {
             inner.end_call(&call, EndReason::Disconnected);
         }
         inner.users.remove(id);
@@ -432,7 +507,9 @@ impl Inner {
         }
     }
 
-    /// Ends `call` for both parties with `reason`.
+    /// Ends `call` for both parties with `reason`. A party waiting for a
+    /// rejoin has no socket to tell: its ID is released (its `join` of the
+    /// room is refused once it is back, which tells it the call is over).
     fn end_call(&mut self, call: &str, reason: EndReason) {
         let Some(c) = self.calls.remove(call) else {
             return;
@@ -441,10 +518,15 @@ impl Inner {
             self.rooms.remove(room);
         }
         for party in [&c.caller, &c.callee] {
-            if let Some(user) = self.users.get_mut(party) {
-                if user.call.as_deref() == Some(call) {
-                    user.call = None;
-                }
+            let Some(user) = self.users.get_mut(party.as_str()) else {
+                continue;
+            };
+            if user.call.as_deref() == Some(call) {
+                user.call = None;
+            }
+            if user.detached {
+                self.users.remove(party.as_str());
+                continue;
             }
             self.notify(
                 party,

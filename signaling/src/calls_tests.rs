@@ -38,7 +38,7 @@ fn ids_are_normalized_and_validated() {
 
 #[test]
 fn an_id_is_held_by_one_socket_at_a_time() {
-    let reg = CallRegistry::default();
+    let reg = Arc::new(CallRegistry::default());
     let _a = register(&reg, 1, "AAAAAAA", "Alice");
     let (tx, _rx) = mpsc::channel(1);
     assert_eq!(
@@ -208,33 +208,122 @@ async fn an_answered_call_does_not_time_out() {
     none(&mut b);
 }
 
-#[tokio::test]
-async fn disconnect_or_leaving_the_room_ends_the_call() {
-    let reg = Arc::new(CallRegistry::default());
-    let mut a = register(&reg, 1, "AAAAAAA", "Alice");
-    let mut b = register(&reg, 2, "BBBBBBB", "Bob");
+/// Alice calls Bob and Bob answers; returns the call and its room.
+fn answered(reg: &Arc<CallRegistry>, a: &mut Party, b: &mut Party) -> (String, String) {
     reg.call(Some(&a.id), &b.id).unwrap();
-    let call = next(&mut a)["call"].as_str().unwrap().to_owned();
-    next(&mut b);
+    let call = next(a)["call"].as_str().unwrap().to_owned();
+    next(b);
     reg.act(Some(&b.id), &call, CallAction::Accept).unwrap();
-    let room = next(&mut a)["room"].as_str().unwrap().to_owned();
-    next(&mut b);
+    let room = next(a)["room"].as_str().unwrap().to_owned();
+    next(b);
     reg.set_in_room(&a.id, &room, true);
     reg.set_in_room(&b.id, &room, true);
+    (call, room)
+}
+
+#[tokio::test]
+async fn disconnect_or_leaving_the_room_ends_the_call() {
+    let reg = Arc::new(CallRegistry::default().with_rejoin_grace(Duration::ZERO));
+    let mut a = register(&reg, 1, "AAAAAAA", "Alice");
+    let mut b = register(&reg, 2, "BBBBBBB", "Bob");
+    let (_, room) = answered(&reg, &mut a, &mut b);
     reg.unregister(&b.id, 2);
     assert_eq!(next(&mut a)["reason"], "disconnected");
     reg.set_in_room(&a.id, &room, false);
     none(&mut a);
 
     let mut b = register(&reg, 4, "BBBBBBB", "Bob");
-    reg.call(Some(&a.id), &b.id).unwrap();
-    let call = next(&mut a)["call"].as_str().unwrap().to_owned();
-    next(&mut b);
-    reg.act(Some(&b.id), &call, CallAction::Accept).unwrap();
-    let room = next(&mut a)["room"].as_str().unwrap().to_owned();
-    next(&mut b);
-    reg.set_in_room(&b.id, &room, true);
+    let (_, room) = answered(&reg, &mut a, &mut b);
     reg.set_in_room(&b.id, &room, false);
     assert_eq!(next(&mut a)["reason"], "hangup");
     assert_eq!(next(&mut b)["reason"], "hangup");
+}
+
+#[tokio::test]
+async fn a_ringing_call_ends_at_once_when_a_socket_closes() {
+    let reg = Arc::new(CallRegistry::default());
+    let mut a = register(&reg, 1, "AAAAAAA", "Alice");
+    let mut b = register(&reg, 2, "BBBBBBB", "Bob");
+    reg.call(Some(&a.id), &b.id).unwrap();
+    next(&mut a);
+    next(&mut b);
+    reg.unregister(&b.id, 2);
+    assert_eq!(next(&mut a)["reason"], "disconnected");
+    assert_eq!(reg.counts(), (1, 0), "Bob's ID is free");
+}
+
+#[tokio::test]
+async fn a_party_that_comes_back_within_the_grace_period_keeps_the_call() {
+    let reg = Arc::new(CallRegistry::default().with_rejoin_grace(Duration::from_millis(300)));
+    let mut a = register(&reg, 1, "AAAAAAA", "Alice");
+    let mut b = register(&reg, 2, "BBBBBBB", "Bob");
+    let (call, room) = answered(&reg, &mut a, &mut b);
+    reg.unregister(&b.id, 2);
+    none(&mut a);
+    // Bob's ID and the call wait: others cannot take the ID over from a
+    // live socket, but Bob's new socket can while he is away.
+    let (tx, _rx) = mpsc::channel(1);
+    assert_eq!(
+        reg.register(3, Some("AAAAAAA"), None, tx),
+        Err(CallError::IdTaken("AAAAAAA".into()))
+    );
+    assert_eq!(reg.counts(), (2, 1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut b = register(&reg, 5, "BBBBBBB", "Bob again");
+    assert!(reg.may_join(&room, Some(&b.id)).is_ok(), "Bob may rejoin");
+    reg.set_in_room(&b.id, &room, true);
+    // The old socket's grace period ending changes nothing now.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    none(&mut a);
+    none(&mut b);
+    assert_eq!(reg.counts(), (2, 1));
+    // Bob is busy for others again, and his name is the new one.
+    let mut c = register(&reg, 6, "CCCCCCC", "Carol");
+    reg.call(Some(&c.id), &b.id).unwrap();
+    assert_eq!(next(&mut c)["name"], "Bob again");
+    assert_eq!(next(&mut c)["reason"], "busy");
+    assert_eq!(next(&mut b)["type"], "missedCall");
+    // The call still works: hanging up reaches both.
+    reg.act(Some(&a.id), &call, CallAction::Hangup).unwrap();
+    assert_eq!(next(&mut a)["reason"], "hangup");
+    assert_eq!(next(&mut b)["reason"], "hangup");
+}
+
+#[tokio::test]
+async fn the_call_ends_when_the_grace_period_passes() {
+    let reg = Arc::new(CallRegistry::default().with_rejoin_grace(Duration::from_millis(300)));
+    let mut a = register(&reg, 1, "AAAAAAA", "Alice");
+    let mut b = register(&reg, 2, "BBBBBBB", "Bob");
+    let (call, room) = answered(&reg, &mut a, &mut b);
+    reg.unregister(&b.id, 2);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    none(&mut a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ended = next(&mut a);
+    assert_eq!(ended["reason"], "disconnected");
+    assert_eq!(ended["call"], call.as_str());
+    assert_eq!(reg.counts(), (1, 0), "Bob's ID is free");
+    // Back too late: a fresh registration, and the room is closed.
+    let b = register(&reg, 7, "BBBBBBB", "Bob");
+    assert_eq!(
+        reg.may_join(&room, Some(&b.id)),
+        Err(CallError::PrivateRoom)
+    );
+}
+
+#[tokio::test]
+async fn hanging_up_on_an_absent_party_frees_its_id() {
+    let reg = Arc::new(CallRegistry::default().with_rejoin_grace(Duration::from_secs(60)));
+    let mut a = register(&reg, 1, "AAAAAAA", "Alice");
+    let mut b = register(&reg, 2, "BBBBBBB", "Bob");
+    let (call, room) = answered(&reg, &mut a, &mut b);
+    reg.unregister(&b.id, 2);
+    reg.act(Some(&a.id), &call, CallAction::Hangup).unwrap();
+    assert_eq!(next(&mut a)["reason"], "hangup");
+    assert_eq!(reg.counts(), (1, 0));
+    let b = register(&reg, 3, "BBBBBBB", "Bob");
+    assert_eq!(
+        reg.may_join(&room, Some(&b.id)),
+        Err(CallError::PrivateRoom)
+    );
 }

@@ -1,8 +1,9 @@
 //! 1:1 calls over the signaling WebSocket (docs/signaling.md, "Calls"):
 //! call IDs reserved per socket, ring / accept / decline / cancel / busy /
-//! timeout / hang up, private rooms nobody else may join, the other party
-//! told within 10 s when a socket closes or goes silent, rate-limited call
-//! floods, and an error code (counted) for every bad request.
+//! timeout / hang up, private rooms nobody else may join, a party whose
+//! socket closed rejoining its call on a new socket within the grace period,
+//! the other party told when it does not (within 10 s of a close), rate-limited
+//! call floods, and an error code (counted) for every bad request.
 
 #![allow(clippy::unwrap_used)]
 
@@ -274,8 +275,62 @@ async fn a_flood_of_calls_is_rate_limited() {
     stop_server(server).await;
 }
 
+/// Alice calls Bob, Bob answers, and both join the call's room; returns the
+/// call and the room.
+async fn call_and_join(a: &mut Ws, b: &mut Ws, b_id: &str) -> (String, String) {
+    let call = ring(a, b, b_id).await;
+    send_json(b, &json!({"type": "accept", "call": call})).await;
+    let room = expect_type(a, "callAccepted").await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_type(b, "callAccepted").await;
+    join(a, &room, "Alice").await;
+    join(b, &room, "Bob").await;
+    expect_type(a, "participantJoined").await;
+    (call, room)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closed_or_silent_socket_ends_the_call_within_10_s() {
+async fn a_party_whose_socket_closed_rejoins_the_call_on_a_new_socket() {
+    let server = start_server().await;
+    let (mut a, mut b) = (
+        connect(server.http_addr).await,
+        connect(server.http_addr).await,
+    );
+    let a_id = register(&mut a, "Alice", None).await;
+    let b_id = register(&mut b, "Bob", None).await;
+    let (call, room) = call_and_join(&mut a, &mut b, &b_id).await;
+
+    // Bob's socket drops; his Peer leaves the room, the call stays.
+    b.close(None).await.unwrap();
+    drop(b);
+    expect_type(&mut a, "participantLeft").await;
+    // Nobody else can take Alice's ID meanwhile.
+    let mut m = connect(server.http_addr).await;
+    send_json(&mut m, &json!({"type": "register", "callId": a_id})).await;
+    expect_error(&mut m, "id_taken").await;
+
+    // Bob is back: same ID, same room.
+    let mut b = connect(server.http_addr).await;
+    assert_eq!(register(&mut b, "Bob", Some(&b_id)).await, b_id);
+    let joined = join(&mut b, &room, "Bob").await;
+    assert_eq!(joined["participants"][0]["name"], "Alice", "{joined}");
+    let back = expect_type(&mut a, "participantJoined").await;
+    assert_eq!(back["name"], "Bob");
+    // A stranger still cannot join, and the call goes on past the grace
+    // period until someone hangs up.
+    send_json(&mut m, &json!({"type": "join", "room": room, "name": "M"})).await;
+    expect_error(&mut m, "private_room").await;
+    tokio::time::sleep(signaling::calls::REJOIN_GRACE + Duration::from_millis(500)).await;
+    send_json(&mut b, &json!({"type": "hangup", "call": call})).await;
+    expect_ended(&mut a, &call, "hangup").await;
+    expect_ended(&mut b, &call, "hangup").await;
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_or_silent_socket_ends_the_call_after_the_grace_period() {
     let server = start_server().await;
     let (mut a, mut b) = (
         connect(server.http_addr).await,
@@ -283,30 +338,75 @@ async fn a_closed_or_silent_socket_ends_the_call_within_10_s() {
     );
     register(&mut a, "Alice", None).await;
     let b_id = register(&mut b, "Bob", None).await;
+    let grace = signaling::calls::REJOIN_GRACE;
+    assert!(grace < Duration::from_secs(10));
 
-    // A closed tab: the caller hears at once.
+    // Ringing: a closed socket ends the call at once.
     let call = ring(&mut a, &mut b, &b_id).await;
-    send_json(&mut b, &json!({"type": "accept", "call": call})).await;
-    expect_type(&mut a, "callAccepted").await;
     b.close(None).await.unwrap();
     expect_ended(&mut a, &call, "disconnected").await;
 
-    // A lost connection: Bob stops answering the server's pings.
+    // Answered: a closed tab that did not hang up ends the call once the
+    // grace period is over, within 10 s.
     let mut b = connect(server.http_addr).await;
     let b_id = register(&mut b, "Bob", Some(&b_id)).await;
+    let (call, room) = call_and_join(&mut a, &mut b, &b_id).await;
+    let closed = Instant::now();
+    b.close(None).await.unwrap();
+    drop(b);
+    expect_type(&mut a, "participantLeft").await;
+    expect_ended(&mut a, &call, "disconnected").await;
+    let waited = closed.elapsed();
+    assert!(
+        waited >= grace - Duration::from_millis(200) && waited < Duration::from_secs(10),
+        "call ended {waited:?} after the socket closed (grace {grace:?})"
+    );
+    // Back too late: the ID is free again but the room is closed.
+    send_json(&mut a, &json!({"type": "leave"})).await;
+    expect_type(&mut a, "left").await;
+    let mut b = connect(server.http_addr).await;
+    let b_id = register(&mut b, "Bob", Some(&b_id)).await;
+    send_json(
+        &mut b,
+        &json!({"type": "join", "room": room, "name": "Bob"}),
+    )
+    .await;
+    expect_error(&mut b, "private_room").await;
+
+    // A lost socket (no close frame) of a party in the call's room: its
+    // session waits for a `resume` first, then the call waits for a rejoin;
+    // together still within 10 s.
+    let (call, _) = call_and_join(&mut a, &mut b, &b_id).await;
+    let lost = Instant::now();
+    drop(b);
+    expect_type(&mut a, "participantLeft").await;
+    expect_ended(&mut a, &call, "disconnected").await;
+    let waited = lost.elapsed();
+    assert!(
+        waited >= grace && waited < Duration::from_secs(10),
+        "call ended {waited:?} after the socket was lost"
+    );
+    send_json(&mut a, &json!({"type": "leave"})).await;
+    expect_type(&mut a, "left").await;
+    let mut b = connect(server.http_addr).await;
+    let b_id = register(&mut b, "Bob", Some(&b_id)).await;
+
+    // A lost connection: Bob stops answering the server's pings. The idle
+    // timeout notices, then the grace period runs.
     let call = ring(&mut a, &mut b, &b_id).await;
     send_json(&mut b, &json!({"type": "accept", "call": call})).await;
     expect_type(&mut a, "callAccepted").await;
     let silent = Instant::now();
     // `b` is never read again, so it answers no ping; `a` keeps reading.
-    let msg = tokio::time::timeout(Duration::from_secs(12), next_text(&mut a))
+    let limit = signaling::ws::IDLE_TIMEOUT + grace + Duration::from_secs(3);
+    let msg = tokio::time::timeout(limit, next_text(&mut a))
         .await
-        .expect("no callEnded within 12 s of going silent");
+        .expect("no callEnded after going silent");
     let waited = silent.elapsed();
     assert_eq!(msg["type"], "callEnded", "{msg}");
     assert_eq!(msg["reason"], "disconnected", "{msg}");
     assert!(
-        waited < Duration::from_secs(10),
+        waited >= signaling::ws::IDLE_TIMEOUT + grace - Duration::from_millis(200),
         "call ended {waited:?} after the connection went silent"
     );
     drop(b);
