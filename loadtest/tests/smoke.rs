@@ -22,6 +22,8 @@ async fn start_server() -> signaling::Server {
         "127.0.0.1:0",
         "--udp-port",
         "0",
+        "--tcp-port",
+        "0",
     ])
     .expect("valid server flags");
     signaling::start(config).await.expect("server starts")

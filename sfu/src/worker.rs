@@ -124,6 +124,12 @@ pub(crate) enum Command {
         payload: String,
         reply: oneshot::Sender<Result<usize, CoreError>>,
     },
+    VideoPreference {
+        peer: PeerId,
+        track: TrackId,
+        max_level: Option<usize>,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
 }
 
 /// The control plane's side of a Worker. Cheap to clone.
@@ -333,6 +339,24 @@ impl WorkerHandle {
             .request(|reply| Command::Broadcast {
                 peer,
                 payload,
+                reply,
+            })
+            .await??)
+    }
+
+    /// The subscriber's wish for one Track's video: the highest quality
+    /// level (0 = lowest simulcast layer), or `None` for no video.
+    pub async fn set_video_preference(
+        &self,
+        peer: PeerId,
+        track: TrackId,
+        max_level: Option<usize>,
+    ) -> Result<(), WorkerError> {
+        Ok(self
+            .request(|reply| Command::VideoPreference {
+                peer,
+                track,
+                max_level,
                 reply,
             })
             .await??)

@@ -182,8 +182,20 @@ pub struct ParticipantJson {
     rtt_ms: Option<f64>,
     jitter_ms: Option<f64>,
     bandwidth_estimate_bps: Option<f64>,
-    /// The simulcast layer it receives; there is one layer until simulcast.
-    layer: &'static str,
+    /// The simulcast state of each video it receives.
+    video: Vec<VideoJson>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VideoJson {
+    track_id: String,
+    /// The rid forwarded now (`""` without simulcast), or null.
+    layer: Option<String>,
+    /// The rid it is switching to or keeps, or null for no video.
+    target_layer: Option<String>,
+    switches: u64,
+    paused: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,7 +229,17 @@ impl From<&ParticipantStats> for ParticipantJson {
             rtt_ms: p.quality.rtt.map(|s| s * 1000.0),
             jitter_ms: p.quality.jitter.map(|s| s * 1000.0),
             bandwidth_estimate_bps: p.quality.bandwidth_estimate,
-            layer: "single",
+            video: p
+                .video
+                .iter()
+                .map(|v| VideoJson {
+                    track_id: v.track_id.to_string(),
+                    layer: v.layer.clone(),
+                    target_layer: v.target.clone(),
+                    switches: v.switches,
+                    paused: v.paused,
+                })
+                .collect(),
         }
     }
 }

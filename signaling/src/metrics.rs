@@ -288,6 +288,44 @@ fn media_registry(s: &Snapshot) -> Registry {
     for (transport, value) in Transport::ALL.iter().zip(c.ice_connections.iter()) {
         ice.with_label_values(&[transport.as_str()]).inc_by(*value);
     }
+    let layers = register(
+        &r,
+        IntGaugeVec::new(
+            Opts::new(
+                "sfu_video_layer_subscriptions",
+                "Simulcast video subscriptions by the layer forwarded now",
+            ),
+            &["layer"],
+        )
+        .expect("valid metric"),
+    );
+    for (rid, n) in ["q", "h", "f"].iter().zip(s.video_layers) {
+        layers.with_label_values(&[rid]).set(n as i64);
+    }
+    gauge(
+        &r,
+        "sfu_video_paused_subscriptions",
+        "Video subscriptions paused because the subscriber's bandwidth fits no layer",
+        s.paused_videos,
+    );
+    counter(
+        &r,
+        "sfu_layer_changes_total",
+        "Target-layer changes of simulcast subscriptions (including pauses)",
+        c.layer_changes,
+    );
+    counter(
+        &r,
+        "sfu_layer_switches_total",
+        "Simulcast layer switches carried out at a keyframe",
+        c.layer_switches,
+    );
+    counter(
+        &r,
+        "sfu_dynacast_changes_total",
+        "Messages telling a publisher which simulcast layers to keep encoding",
+        c.dynacast_changes,
+    );
     let tcp = &s.ice_tcp;
     gauge(
         &r,

@@ -94,6 +94,20 @@ pub enum ClientMessage {
         /// Muted from now on.
         muted: bool,
     },
+    /// How a received video is shown, so the server can pick its simulcast
+    /// layer: the tile's rendered size in device pixels (0 by 0 when
+    /// hidden), and optionally the highest layer wanted.
+    VideoPreference {
+        /// The SFU's track id (`t<n>`).
+        track_id: String,
+        /// Rendered width in device pixels.
+        width: u32,
+        /// Rendered height in device pixels.
+        height: u32,
+        /// `q`, `h` or `f`: never more than this layer.
+        #[serde(default)]
+        max_layer: Option<String>,
+    },
     /// Take over a session whose socket dropped: its Peer, room, call ID
     /// and the messages that arrived meanwhile. Must be the first message
     /// of a socket (before `join` or `register`).
@@ -111,7 +125,7 @@ pub enum ClientMessage {
 }
 
 /// Every `type` a client may send.
-pub const CLIENT_TYPES: [&str; 16] = [
+pub const CLIENT_TYPES: [&str; 17] = [
     "join",
     "offer",
     "answer",
@@ -128,6 +142,7 @@ pub const CLIENT_TYPES: [&str; 16] = [
     "mute",
     "trackSource",
     "resume",
+    "videoPreference",
 ];
 
 /// Every `code` an `error` message may carry (docs/signaling.md).

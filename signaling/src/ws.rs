@@ -12,6 +12,7 @@
 
 mod calling;
 mod in_room;
+mod video;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -448,6 +449,7 @@ impl Session {
             WorkerError::Core(CoreError::BadCandidate(_)) => "bad_candidate",
             WorkerError::Core(CoreError::NoOfferOutstanding) => "bad_sdp",
             WorkerError::Core(CoreError::UnknownPeer) => "not_joined",
+            WorkerError::Core(CoreError::UnknownTrack) => "bad_track",
             WorkerError::Core(CoreError::Rtc(_)) => "internal",
         };
         if code == "internal" {
@@ -556,6 +558,15 @@ impl Session {
                 self.track_source(track_id, source).await
             }
             ClientMessage::Resume { token } => self.resume(token).await,
+            ClientMessage::VideoPreference {
+                track_id,
+                width,
+                height,
+                max_layer,
+            } => {
+                self.video_preference(track_id, width, height, max_layer)
+                    .await
+            }
         }
     }
 
@@ -660,5 +671,6 @@ fn message_type(message: &ClientMessage) -> &'static str {
         ClientMessage::Mute { .. } => "mute",
         ClientMessage::TrackSource { .. } => "trackSource",
         ClientMessage::Resume { .. } => "resume",
+        ClientMessage::VideoPreference { .. } => "videoPreference",
     }
 }

@@ -8,6 +8,21 @@ use super::ids::{MediaKind, PeerId, TrackId};
 use super::quality::Quality;
 use super::{Core, CoreError, LeaveReason, Signal};
 
+/// One video Subscription's simulcast state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoStats {
+    /// The Track received.
+    pub track_id: TrackId,
+    /// The rid of the layer forwarded now (empty without simulcast).
+    pub layer: Option<String>,
+    /// The rid of the layer it is switching to, or keeps.
+    pub target: Option<String>,
+    /// Layer switches so far.
+    pub switches: u64,
+    /// Paused for lack of bandwidth.
+    pub paused: bool,
+}
+
 /// One participant as an operator sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParticipantStats {
@@ -25,6 +40,8 @@ pub struct ParticipantStats {
     pub tracks: Vec<(TrackId, MediaKind)>,
     /// How many Tracks it receives.
     pub subscriptions: usize,
+    /// The layer state of each video it receives.
+    pub video: Vec<VideoStats>,
     /// Its live figures.
     pub quality: Quality,
 }
@@ -67,6 +84,23 @@ impl Core {
             .map(|t| (t.id, t.kind))
             .collect();
         tracks.sort();
+        let rid = |track: TrackId, layer: Option<usize>| {
+            let t = self.tracks.get(&track)?;
+            Some(t.layers.get(layer?)?.rid.clone())
+        };
+        let mut video: Vec<VideoStats> = peer
+            .subscriptions
+            .values()
+            .filter(|s| s.kind == MediaKind::Video)
+            .map(|s| VideoStats {
+                track_id: s.track,
+                layer: rid(s.track, s.layer),
+                target: rid(s.track, s.target),
+                switches: s.switches,
+                paused: s.paused(),
+            })
+            .collect();
+        video.sort_by_key(|v| v.track_id);
         Some(ParticipantStats {
             peer_id: id,
             name: peer.name.clone(),
@@ -75,6 +109,7 @@ impl Core {
             connected: peer.connected,
             tracks,
             subscriptions: peer.subscriptions.len(),
+            video,
             quality: peer.quality.clone(),
         })
     }

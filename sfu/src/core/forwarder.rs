@@ -101,6 +101,10 @@ pub struct Forwarder {
     initial_ts: u32,
     /// Timestamp step to use across a source switch (one frame or packet).
     switch_ts_step: u32,
+    /// RTP clock rate of the Track.
+    clock_rate: u32,
+    /// Timestamp ticks that passed before the pending switch.
+    gap_ts: u32,
 }
 
 impl Forwarder {
@@ -117,6 +121,8 @@ impl Forwarder {
             initial_ts,
             // About one 20 ms audio packet or one 30 fps video frame.
             switch_ts_step: (clock_rate / 50).max(1),
+            clock_rate,
+            gap_ts: 0,
         }
     }
 
@@ -139,6 +145,19 @@ impl Forwarder {
     /// the subscriber's numbering from where it stopped.
     pub fn switch_source(&mut self) {
         self.mapping = None;
+    }
+
+    /// As [`Forwarder::switch_source`], after `gap` without packets: the
+    /// timestamp advances by the time that passed (at least one step), so
+    /// the receiver's playout stays in step with the clock after a pause.
+    pub fn switch_source_after(&mut self, gap: std::time::Duration) {
+        self.mapping = None;
+        let ticks = gap.as_secs_f64() * f64::from(self.clock_rate);
+        self.gap_ts = if ticks >= f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            ticks as u32
+        };
     }
 
     /// The publisher's sequence number of a packet this subscriber was sent
@@ -174,8 +193,10 @@ impl Forwarder {
         let mapping = match self.mapping.as_mut() {
             Some(mapping) => mapping,
             None => {
+                let step = self.switch_ts_step.max(self.gap_ts);
+                self.gap_ts = 0;
                 let (next_seq, next_ts) = match self.last_out {
-                    Some((seq, ts)) => (seq.wrapping_add(1), ts.wrapping_add(self.switch_ts_step)),
+                    Some((seq, ts)) => (seq.wrapping_add(1), ts.wrapping_add(step)),
                     None => (self.initial_seq, self.initial_ts),
                 };
                 let ext = i64::from(seq);

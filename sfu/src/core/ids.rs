@@ -22,6 +22,19 @@ impl fmt::Display for TrackId {
     }
 }
 
+impl std::str::FromStr for TrackId {
+    type Err = ();
+
+    /// Parses `t<n>`.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let digits = s.strip_prefix('t').ok_or(())?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        digits.parse().map(TrackId).map_err(|_| ())
+    }
+}
+
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MediaKind {
@@ -37,6 +50,28 @@ impl MediaKind {
         match self {
             MediaKind::Audio => "audio",
             MediaKind::Video => "video",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track_ids_round_trip() {
+        assert_eq!("t42".parse::<TrackId>(), Ok(TrackId(42)));
+        assert_eq!(TrackId(7).to_string().parse::<TrackId>(), Ok(TrackId(7)));
+        for bad in [
+            "",
+            "t",
+            "42",
+            "t-1",
+            "t1x",
+            "p3",
+            "t99999999999999999999999",
+        ] {
+            assert!(bad.parse::<TrackId>().is_err(), "{bad}");
         }
     }
 }

@@ -46,10 +46,12 @@ impl Core {
         let Some(track) = tracks.get_mut(&track_id) else {
             return;
         };
-        if packet.header.ssrc != track.media_ssrc {
+        let Some(layer_index) = track.layer_of(packet.header.ssrc) else {
+            // RTX, or a layer `rtc` has not announced yet.
             return;
-        }
-        match track.arrivals.arrive(packet.header.sequence_number) {
+        };
+        let layer = &mut track.layers[layer_index];
+        match layer.arrivals.arrive(packet.header.sequence_number) {
             Arrival::New => {}
             Arrival::Duplicate => {
                 counters.drop(DropReason::Duplicate);
@@ -60,6 +62,9 @@ impl Core {
                 return;
             }
         }
+        let size_in = packet.header.marshal_size() + packet.payload.len();
+        layer.bytes += size_in as u64;
+        layer.last_packet = Some(now);
         if let Some(level) = track
             .audio_level_extension
             .and_then(|id| level_of(&packet.header, id))
@@ -71,7 +76,7 @@ impl Core {
         packet.header.extensions.clear();
         packet.header.extensions_padding = 0;
         if !track.muted {
-            track.cache.insert(&packet);
+            track.layers[layer_index].cache.insert(&packet);
         }
         let track = &*track;
         if track.subscribers.is_empty() {
@@ -82,7 +87,6 @@ impl Core {
             .video_codec
             .is_some_and(|codec| codec.is_keyframe_start(&packet.payload));
         let mut needs_keyframe = false;
-        let size_in = packet.header.marshal_size() + packet.payload.len();
         counters.rtp_in.add(track.kind, size_in);
         if let Some(p) = peers.get_mut(&publisher) {
             p.bytes_in += size_in as u64;
@@ -100,18 +104,33 @@ impl Core {
             let Some(sub) = peer.subscriptions.get_mut(&track.id) else {
                 continue;
             };
-            if !peer.connected {
-                counters.drop(DropReason::NotConnected);
-                continue;
-            }
-            if sub.awaiting_keyframe {
-                if keyframe_start {
-                    sub.awaiting_keyframe = false;
-                } else {
-                    counters.drop(DropReason::AwaitingKeyframe);
+            if sub.layer != Some(layer_index) {
+                if sub.target != Some(layer_index) {
+                    // Another layer than this subscriber's.
+                    continue;
+                }
+                // The target layer: start or switch at its keyframe.
+                if !keyframe_start && track.video_codec.is_some() {
+                    if sub.layer.is_none() {
+                        counters.drop(DropReason::AwaitingKeyframe);
+                    }
                     needs_keyframe = true;
                     continue;
                 }
+                if sub.layer.is_some() {
+                    sub.switches += 1;
+                    counters.layer_switches += 1;
+                }
+                let gap = sub
+                    .last_forward_at
+                    .map(|t| now.saturating_duration_since(t))
+                    .unwrap_or_default();
+                sub.forwarder.switch_source_after(gap);
+                sub.layer = Some(layer_index);
+            }
+            if !peer.connected {
+                counters.drop(DropReason::NotConnected);
+                continue;
             }
             let mut out = packet.clone();
             if let Err(reason) = sub.forwarder.forward(&mut out.header) {
@@ -128,6 +147,7 @@ impl Core {
                 counters.drop(DropReason::SendFailed);
                 continue;
             }
+            sub.last_forward_at = Some(now);
             counters.rtp_out.add(track.kind, size);
             peer.bytes_out += size as u64;
             if !peer.first_forwarded {
@@ -141,8 +161,8 @@ impl Core {
             }
         }
         if needs_keyframe {
-            // Throttled per Track: asking on every held-back packet is free.
-            self.request_keyframe(now, track_id);
+            // Throttled per layer: asking on every held-back packet is free.
+            self.request_keyframe(now, track_id, layer_index);
         }
     }
 
@@ -174,16 +194,15 @@ impl Core {
         if !wants_keyframe {
             return;
         }
-        let Some(track) = self
-            .peers
-            .get(&id)
-            .and_then(|p| p.subscription_by_local_id.get(local_track_id))
-            .copied()
-        else {
+        let Some((track, layer)) = self.peers.get(&id).and_then(|p| {
+            let track = p.subscription_by_local_id.get(local_track_id)?;
+            let sub = p.subscriptions.get(track)?;
+            Some((*track, sub.layer.or(sub.target)?))
+        }) else {
             return;
         };
         self.counters.keyframe_requests_received += 1;
-        self.request_keyframe(now, track);
+        self.request_keyframe(now, track, layer);
     }
 
     /// A subscriber lost packets: resend them from the Track's cache, as
@@ -217,9 +236,10 @@ impl Core {
         for pair in &nack.nacks {
             for out_seq in *pair {
                 let cached = sub
-                    .forwarder
-                    .original_seq(out_seq)
-                    .and_then(|seq| track.cache.get(seq));
+                    .layer
+                    .and_then(|layer| track.layers.get(layer))
+                    .zip(sub.forwarder.original_seq(out_seq))
+                    .and_then(|(layer, seq)| layer.cache.get(seq));
                 let Some(cached) = cached else {
                     counters.drop(DropReason::TooLateForRetransmission);
                     continue;
@@ -261,29 +281,31 @@ impl Core {
         };
         peer.connected = true;
         peer.quality.transport = Some(transport);
-        let videos: Vec<TrackId> = peer
+        let videos: Vec<(TrackId, usize)> = peer
             .subscriptions
             .values()
             .filter(|s| s.kind == MediaKind::Video)
-            .map(|s| s.track)
+            .filter_map(|s| Some((s.track, s.target?)))
             .collect();
-        for track in videos {
-            self.request_keyframe(now, track);
+        for (track, layer) in videos {
+            self.request_keyframe(now, track, layer);
         }
     }
 
-    /// Asks a Track's publisher for a keyframe, at most once per
-    /// `KEYFRAME_REQUEST_INTERVAL`.
-    pub(super) fn request_keyframe(&mut self, now: Instant, track_id: TrackId) {
+    /// Asks a Track's publisher for a keyframe of one layer, at most once
+    /// per `KEYFRAME_REQUEST_INTERVAL`.
+    pub(super) fn request_keyframe(&mut self, now: Instant, track_id: TrackId, layer: usize) {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
-        if !track.take_keyframe_request(now) {
+        if !track.take_keyframe_request(now, layer) {
             self.counters.keyframe_requests_throttled += 1;
             return;
         }
-        let (publisher, receiver_id, media_ssrc) =
-            (track.publisher, track.receiver_id, track.media_ssrc);
+        let Some(media_ssrc) = track.layers.get(layer).map(|l| l.ssrc) else {
+            return;
+        };
+        let (publisher, receiver_id) = (track.publisher, track.receiver_id);
         let Some(peer) = self.peers.get_mut(&publisher) else {
             return;
         };

@@ -165,8 +165,13 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if peer.published.contains_key(&init.track_id) {
-            // Another layer of a simulcast track: only the first is forwarded.
+        if let Some(track_id) = peer.published.get(&init.track_id).copied() {
+            // Another layer of a simulcast track.
+            if let Some(track) = self.tracks.get_mut(&track_id) {
+                let rid = init.rid.clone().unwrap_or_default();
+                track.add_layer(rid.clone(), init.ssrc);
+                tracing::info!(peer = %id, track = %track_id, rid, "simulcast layer");
+            }
             return;
         }
         let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
@@ -194,6 +199,7 @@ impl Core {
         peer.published.insert(init.track_id.clone(), track_id);
         let room = peer.room.clone();
         let muted = peer.muted.contains(&init.track_id);
+        let rid = init.rid.clone().unwrap_or_default();
         let mut track = Track::new(
             track_id,
             id,
@@ -202,6 +208,8 @@ impl Core {
             kind,
             codec,
             init.ssrc,
+            rid,
+            now,
         );
         track.muted = muted;
         track.audio_level_extension = audio_level_extension;
@@ -278,7 +286,7 @@ impl Core {
 
     /// Adds a sender for `track_id` to `subscriber`'s connection. The caller
     /// renegotiates (`maybe_offer`).
-    pub(super) fn subscribe(&mut self, _now: Instant, subscriber: PeerId, track_id: TrackId) {
+    pub(super) fn subscribe(&mut self, now: Instant, subscriber: PeerId, track_id: TrackId) {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
@@ -335,13 +343,24 @@ impl Core {
                     rand::random(),
                     track.codec.clock_rate,
                 ),
-                awaiting_keyframe: track.video_codec.is_some(),
+                // Audio, and video we cannot find keyframes in, start at
+                // once; other video at the first keyframe of its target,
+                // which the next selection round may change.
+                layer: track.video_codec.is_none().then_some(track.order[0]),
+                target: Some(track.order[0]),
+                selector: Default::default(),
+                max_level: Some(usize::MAX),
+                switches: 0,
+                last_forward_at: None,
             },
         );
         peer.subscription_by_local_id
             .insert(local_track_id, track_id);
         peer.needs_offer = true;
         track.subscribers.push(subscriber);
+        if track.kind == MediaKind::Video {
+            self.select_layers(now, subscriber);
+        }
     }
 
     /// Subscribes a Peer that just finished its first negotiation to every

@@ -18,6 +18,7 @@ pub mod forwarder;
 pub mod histogram;
 pub mod ids;
 pub mod keyframe;
+pub mod layers;
 mod media;
 mod membership;
 pub mod nack_cache;
@@ -30,6 +31,7 @@ pub mod room;
 mod room_events;
 pub mod routes;
 pub mod rtcp_count;
+mod simulcast;
 pub mod stats;
 pub mod subscription;
 pub mod track;
@@ -45,7 +47,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-pub use admin::{ParticipantStats, RoomStats};
+pub use admin::{ParticipantStats, RoomStats, VideoStats};
 pub use forwarder::{DropReason, Forwarder};
 pub use ids::{MediaKind, PeerId, TrackId};
 pub use stats::{Counters, Histograms, Snapshot};
@@ -254,6 +256,22 @@ pub enum Signal {
         /// Why, for people.
         reason: String,
     },
+    /// This subscriber's video of a Track paused for lack of bandwidth, or
+    /// resumed.
+    VideoPaused {
+        /// The Track.
+        track_id: TrackId,
+        /// Paused now.
+        paused: bool,
+    },
+    /// Dynacast: the simulcast layers of one of this publisher's tracks
+    /// that someone receives; the others should stop being encoded.
+    PublishLayers {
+        /// The publisher's own track id (as in its SDP).
+        track: String,
+        /// The rids to keep sending.
+        active: Vec<String>,
+    },
 }
 
 /// A [`Signal`] addressed to a Peer.
@@ -280,6 +298,9 @@ pub enum CoreError {
     /// An answer came with no offer outstanding.
     #[error("no offer is outstanding")]
     NoOfferOutstanding,
+    /// The Peer receives no such Track.
+    #[error("unknown track")]
+    UnknownTrack,
     /// `rtc` failed in a way that is not the client's fault.
     #[error("media engine: {0}")]
     Rtc(String),
@@ -305,6 +326,8 @@ pub struct Core {
     next_sample: Instant,
     /// When the rooms' active speakers are next decided.
     next_speaker_check: Instant,
+    /// When layers are next chosen (simulcast and dynacast).
+    next_layer_round: Instant,
     /// Arrival time of the datagram being handled, stamped on what it causes.
     ingress: Option<Instant>,
     /// Wall-clock NTP time, for round-trip times from receiver reports.
@@ -331,6 +354,7 @@ impl Core {
             rtcp: RtcpCounts::default(),
             next_sample: now + quality::SAMPLE_INTERVAL,
             next_speaker_check: now + audio_level::SPEAKER_INTERVAL,
+            next_layer_round: now + simulcast::LAYER_INTERVAL,
             ingress: None,
             wall_clock: reports::WallClock::new(now),
         }
@@ -459,6 +483,10 @@ impl Core {
             self.update_speakers(now);
             self.next_speaker_check = now + audio_level::SPEAKER_INTERVAL;
         }
+        if now >= self.next_layer_round {
+            self.layer_round(now);
+            self.next_layer_round = now + simulcast::LAYER_INTERVAL;
+        }
         let due: Vec<PeerId> = self
             .peers
             .iter_mut()
@@ -484,7 +512,24 @@ impl Core {
                 MediaKind::Video => video_tracks += 1,
             }
         }
+        let (mut video_layers, mut paused_videos) = ([0u64; 3], 0u64);
+        for sub in self.peers.values().flat_map(|p| p.subscriptions.values()) {
+            if sub.paused() {
+                paused_videos += 1;
+            }
+            let rank = sub
+                .layer
+                .zip(self.tracks.get(&sub.track))
+                .filter(|(_, t)| t.is_simulcast())
+                .and_then(|(l, t)| t.layers.get(l))
+                .map(|l| usize::from(layers::rank(&l.rid).min(2)));
+            if let Some(rank) = rank {
+                video_layers[rank] += 1;
+            }
+        }
         Snapshot {
+            video_layers,
+            paused_videos,
             rooms: self.rooms.len() as u64,
             peers: self.peers.len() as u64,
             audio_tracks,

@@ -131,7 +131,7 @@ impl Core {
 
         // Senders that just became live learn the payload type the client
         // chose for their codec.
-        let mut started: Vec<TrackId> = Vec::new();
+        let mut started: Vec<(TrackId, usize)> = Vec::new();
         for sub in peer.subscriptions.values_mut() {
             if sub.forwarder.is_negotiated() {
                 continue;
@@ -144,8 +144,8 @@ impl Core {
             match payload_type {
                 Some(pt) => {
                     sub.forwarder.set_payload_type(pt);
-                    if sub.kind == MediaKind::Video {
-                        started.push(sub.track);
+                    if let (MediaKind::Video, Some(layer)) = (sub.kind, sub.target) {
+                        started.push((sub.track, layer));
                     }
                 }
                 None => {
@@ -154,8 +154,8 @@ impl Core {
             }
         }
         // A new subscriber needs a keyframe to start decoding.
-        for track in started {
-            self.request_keyframe(now, track);
+        for (track, layer) in started {
+            self.request_keyframe(now, track, layer);
         }
         self.maybe_offer(now, id);
         self.mark_dirty(id);

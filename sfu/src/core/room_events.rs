@@ -50,8 +50,12 @@ impl Core {
             }
         }
         if !muted && kind == MediaKind::Video {
-            // Subscribers need a keyframe to resume decoding.
-            self.request_keyframe(now, track_id);
+            // Subscribers need a keyframe of each layer they get to resume
+            // decoding.
+            let layers = self.tracks.get(&track_id).map_or(0, |t| t.layers.len());
+            for layer in 0..layers {
+                self.request_keyframe(now, track_id, layer);
+            }
             self.flush(now);
         }
         Ok(Some(track_id))

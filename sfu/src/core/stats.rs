@@ -84,6 +84,12 @@ pub struct Counters {
     pub leaves: [u64; LeaveReason::ALL.len()],
     /// Connections that came up, by transport: udp, tcp, relay.
     pub ice_connections: [u64; 3],
+    /// Simulcast target-layer changes of subscriptions (including pauses).
+    pub layer_changes: u64,
+    /// Layer switches carried out at a keyframe.
+    pub layer_switches: u64,
+    /// Dynacast messages sent to publishers.
+    pub dynacast_changes: u64,
 }
 
 impl Counters {
@@ -123,6 +129,10 @@ pub struct Snapshot {
     pub histograms: Histograms,
     /// ICE-TCP connections (filled in by the Worker's loop).
     pub ice_tcp: TcpCounters,
+    /// Simulcast video Subscriptions by the layer forwarded now: q, h, f.
+    pub video_layers: [u64; 3],
+    /// Video Subscriptions paused for lack of bandwidth.
+    pub paused_videos: u64,
 }
 
 /// The distributions a Worker keeps.
@@ -171,6 +181,16 @@ impl Snapshot {
     /// Adds another Worker's snapshot into this one.
     pub fn merge(&mut self, other: &Snapshot) {
         self.rooms += other.rooms;
+        for (x, y) in self.video_layers.iter_mut().zip(other.video_layers) {
+            *x += y;
+        }
+        self.paused_videos += other.paused_videos;
+        let (t, o) = (&mut self.ice_tcp, &other.ice_tcp);
+        t.accepted += o.accepted;
+        t.refused += o.refused;
+        t.unverified += o.unverified;
+        t.send_dropped += o.send_dropped;
+        t.open += o.open;
         self.peers += other.peers;
         self.audio_tracks += other.audio_tracks;
         self.video_tracks += other.video_tracks;
@@ -193,6 +213,9 @@ impl Snapshot {
         a.keyframe_requests_throttled += b.keyframe_requests_throttled;
         a.keyframe_requests_received += b.keyframe_requests_received;
         a.joins += b.joins;
+        a.layer_changes += b.layer_changes;
+        a.layer_switches += b.layer_switches;
+        a.dynacast_changes += b.dynacast_changes;
         for (x, y) in a.leaves.iter_mut().zip(b.leaves.iter()) {
             *x += y;
         }

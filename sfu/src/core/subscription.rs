@@ -1,11 +1,15 @@
 //! A Subscription: one Track delivered to one Peer, with its own sender on
-//! that Peer's connection and its own Forwarder.
+//! that Peer's connection, its own Forwarder, and, for video, the layer it
+//! receives and the selector that picks it.
+
+use std::time::Instant;
 
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::forwarder::Forwarder;
 use super::ids::{MediaKind, TrackId};
+use super::layers::LayerSelector;
 
 /// One Track delivered to one Peer.
 #[derive(Debug)]
@@ -24,7 +28,29 @@ pub struct Subscription {
     pub codec: RTCRtpCodec,
     /// Rewrites each packet for this subscriber.
     pub forwarder: Forwarder,
-    /// Video from a codec we can parse is held back until a keyframe starts,
-    /// so the subscriber never gets frames it cannot decode.
-    pub awaiting_keyframe: bool,
+    /// The layer (index into the Track's layers) being forwarded; `None`
+    /// before the first keyframe of the target, and while video is off.
+    /// Video from a codec we can parse starts, and switches layers, only
+    /// at a keyframe, so the subscriber never gets frames it cannot decode.
+    pub layer: Option<usize>,
+    /// The layer to forward next (switched to at its next keyframe);
+    /// `None`: no video (paused, or not wanted).
+    pub target: Option<usize>,
+    /// Picks `target` from the subscriber's budget and wishes.
+    pub selector: LayerSelector,
+    /// The highest quality level (0 = lowest) the subscriber asked for;
+    /// `None`: no video (a hidden tile). Unlimited by default.
+    pub max_level: Option<usize>,
+    /// Layer switches so far.
+    pub switches: u64,
+    /// When a packet was last forwarded (to advance timestamps across a
+    /// switch or a pause by the time that passed).
+    pub last_forward_at: Option<Instant>,
+}
+
+impl Subscription {
+    /// Whether the subscriber gets nothing because of its bandwidth.
+    pub fn paused(&self) -> bool {
+        self.selector.paused()
+    }
 }

@@ -1,5 +1,6 @@
 //! A Track: one published source, received from its publisher's Peer and
-//! fanned out to every Subscription of it.
+//! fanned out to every Subscription of it. A simulcast video has one
+//! [`Layer`] per encoding; anything else has one layer.
 
 use std::time::{Duration, Instant};
 
@@ -7,13 +8,13 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 
 use super::audio_level::Loudness;
-use super::dedup::SeqWindow;
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::keyframe::VideoCodec;
-use super::nack_cache::{PacketCache, AUDIO_SLOTS, VIDEO_SLOTS};
+use super::layers::{rank, Layer};
+use super::nack_cache::{AUDIO_SLOTS, VIDEO_SLOTS};
 
-/// At most one keyframe request per Track in this interval, whatever the
-/// number of subscribers asking.
+/// At most one keyframe request per layer of a Track in this interval,
+/// whatever the number of subscribers asking.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One published source.
@@ -31,27 +32,32 @@ pub struct Track {
     pub kind: MediaKind,
     /// The codec the publisher sends.
     pub codec: RTCRtpCodec,
-    /// The SSRC of the media stream (RTX and other layers are not forwarded yet).
-    pub media_ssrc: u32,
+    /// Its encodings, in the order they appeared (indexes stay valid).
+    pub layers: Vec<Layer>,
+    /// Indexes into `layers`, lowest quality first.
+    pub order: Vec<usize>,
+    /// When the layers' bitrates were last sampled.
+    pub sampled_at: Instant,
+    /// Per layer: paused at the publisher by dynacast (nobody receives it).
+    pub dynacast_off: Vec<bool>,
+    /// Per layer: since when nobody receives it.
+    pub unwanted_since: Vec<Option<Instant>>,
     /// Peers subscribed to it. Each has a Subscription keyed by this Track's id.
     pub subscribers: Vec<PeerId>,
     /// The publisher muted it: nothing is forwarded.
     pub muted: bool,
     /// Its codec, if it is video we can find keyframes in.
     pub video_codec: Option<VideoCodec>,
-    /// Recent sequence numbers, to drop duplicates.
-    pub arrivals: SeqWindow,
-    /// Recent packets, to answer subscribers' NACKs.
-    pub cache: PacketCache,
     /// The id of the `ssrc-audio-level` extension on the publisher's leg.
     pub audio_level_extension: Option<u8>,
     /// Smoothed audio level, for the active speaker.
     pub loudness: Loudness,
-    last_keyframe_request: Option<Instant>,
 }
 
 impl Track {
-    /// A Track with no subscribers yet.
+    /// A Track with no subscribers yet, whose first packet came on `ssrc`
+    /// (of simulcast layer `rid`, empty without simulcast).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: TrackId,
         publisher: PeerId,
@@ -59,44 +65,84 @@ impl Track {
         receiver_id: RTCRtpReceiverId,
         kind: MediaKind,
         codec: RTCRtpCodec,
-        media_ssrc: u32,
+        ssrc: u32,
+        rid: String,
+        now: Instant,
     ) -> Self {
         let video_codec = match kind {
             MediaKind::Video => VideoCodec::from_mime(&codec.mime_type),
             MediaKind::Audio => None,
         };
-        Self {
+        let mut track = Self {
             id,
             publisher,
             rtc_track_id,
             receiver_id,
             kind,
             codec,
-            media_ssrc,
+            layers: Vec::new(),
+            order: Vec::new(),
+            sampled_at: now,
+            dynacast_off: Vec::new(),
+            unwanted_since: Vec::new(),
             subscribers: Vec::new(),
             muted: false,
             video_codec,
-            arrivals: SeqWindow::default(),
             audio_level_extension: None,
             loudness: Loudness::default(),
-            cache: PacketCache::new(match kind {
-                MediaKind::Video => VIDEO_SLOTS,
-                MediaKind::Audio => AUDIO_SLOTS,
-            }),
-            last_keyframe_request: None,
-        }
+        };
+        track.add_layer(rid, ssrc);
+        track
     }
 
-    /// Whether a keyframe request may go to the publisher now; if so, it is
-    /// recorded as sent.
-    pub fn take_keyframe_request(&mut self, now: Instant) -> bool {
+    /// Adds an encoding (another simulcast layer); returns its index.
+    pub fn add_layer(&mut self, rid: String, ssrc: u32) -> usize {
+        if let Some(i) = self.layer_of(ssrc) {
+            return i;
+        }
+        let slots = match self.kind {
+            MediaKind::Video => VIDEO_SLOTS,
+            MediaKind::Audio => AUDIO_SLOTS,
+        };
+        self.layers.push(Layer::new(rid, ssrc, slots));
+        self.dynacast_off.push(false);
+        self.unwanted_since.push(None);
+        let index = self.layers.len() - 1;
+        self.order.push(index);
+        let layers = &self.layers;
+        self.order.sort_by_key(|&i| (rank(&layers[i].rid), i));
+        index
+    }
+
+    /// The layer whose SSRC is `ssrc`.
+    pub fn layer_of(&self, ssrc: u32) -> Option<usize> {
+        // At most three layers: a scan beats a map.
+        self.layers.iter().position(|l| l.ssrc == ssrc)
+    }
+
+    /// The position of layer `index` in quality order (0 = lowest).
+    pub fn level_of(&self, index: usize) -> Option<usize> {
+        self.order.iter().position(|&i| i == index)
+    }
+
+    /// Whether it has several layers.
+    pub fn is_simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// Whether a keyframe request for layer `index` may go to the
+    /// publisher now; if so, it is recorded as sent.
+    pub fn take_keyframe_request(&mut self, now: Instant, index: usize) -> bool {
         if self.kind != MediaKind::Video {
             return false;
         }
-        match self.last_keyframe_request {
+        let Some(layer) = self.layers.get_mut(index) else {
+            return false;
+        };
+        match layer.last_keyframe_request {
             Some(last) if now.saturating_duration_since(last) < KEYFRAME_REQUEST_INTERVAL => false,
             _ => {
-                self.last_keyframe_request = Some(now);
+                layer.last_keyframe_request = Some(now);
                 true
             }
         }
@@ -107,7 +153,7 @@ impl Track {
 mod tests {
     use super::*;
 
-    fn track(kind: MediaKind) -> Track {
+    fn track(kind: MediaKind, rid: &str) -> Track {
         Track::new(
             TrackId(1),
             PeerId(1),
@@ -116,22 +162,42 @@ mod tests {
             kind,
             RTCRtpCodec::default(),
             1,
+            rid.into(),
+            Instant::now(),
         )
     }
 
     #[test]
-    fn keyframe_requests_are_throttled() {
-        let mut t = track(MediaKind::Video);
+    fn keyframe_requests_are_throttled_per_layer() {
+        let mut t = track(MediaKind::Video, "h");
+        let q = t.add_layer("q".into(), 2);
         let t0 = Instant::now();
-        assert!(t.take_keyframe_request(t0));
-        assert!(!t.take_keyframe_request(t0 + Duration::from_millis(100)));
-        assert!(!t.take_keyframe_request(t0 + Duration::from_millis(499)));
-        assert!(t.take_keyframe_request(t0 + Duration::from_millis(500)));
+        assert!(t.take_keyframe_request(t0, 0));
+        assert!(!t.take_keyframe_request(t0 + Duration::from_millis(100), 0));
+        assert!(
+            t.take_keyframe_request(t0 + Duration::from_millis(100), q),
+            "another layer"
+        );
+        assert!(!t.take_keyframe_request(t0 + Duration::from_millis(499), 0));
+        assert!(t.take_keyframe_request(t0 + Duration::from_millis(500), 0));
     }
 
     #[test]
     fn audio_never_requests_keyframes() {
-        let mut t = track(MediaKind::Audio);
-        assert!(!t.take_keyframe_request(Instant::now()));
+        let mut t = track(MediaKind::Audio, "");
+        assert!(!t.take_keyframe_request(Instant::now(), 0));
+    }
+
+    #[test]
+    fn layers_keep_their_indexes_and_sort_by_quality() {
+        let mut t = track(MediaKind::Video, "f");
+        let q = t.add_layer("q".into(), 20);
+        let h = t.add_layer("h".into(), 30);
+        assert_eq!((q, h), (1, 2));
+        assert_eq!(t.add_layer("h".into(), 30), h, "known SSRC");
+        assert_eq!(t.order, vec![q, h, 0]);
+        assert_eq!(t.level_of(0), Some(2));
+        assert_eq!(t.layer_of(20), Some(q));
+        assert!(t.is_simulcast());
     }
 }

@@ -294,5 +294,13 @@ fn handle_command(
         } => {
             let _ = reply.send(core.broadcast(peer, payload));
         }
+        Command::VideoPreference {
+            peer,
+            track,
+            max_level,
+            reply,
+        } => {
+            let _ = reply.send(core.set_video_preference(now, peer, track, max_level));
+        }
     }
 }

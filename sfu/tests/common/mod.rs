@@ -76,6 +76,12 @@ pub struct Client {
     /// Its network path is cut: nothing it sends arrives, nothing sent to
     /// it does.
     pub cut: bool,
+    /// Simulcast layers it publishes: rid and SSRC, lowest first.
+    pub layers: Vec<(String, u32)>,
+    /// SSRCs a PLI asked a keyframe of, not yet sent.
+    pub keyframe_ssrcs: std::collections::HashSet<u32>,
+    /// Signals the core sent it (its socket's view), kept in order.
+    pub publish_layers: Vec<Vec<String>>,
 }
 
 /// The core, its clients and the virtual clock.
@@ -283,6 +289,9 @@ impl Sim {
             keyframes_sent: 0,
             plis_received: 0,
             cut: false,
+            layers: Vec::new(),
+            keyframe_ssrcs: std::collections::HashSet::new(),
+            publish_layers: Vec::new(),
         });
         index
     }
@@ -383,6 +392,9 @@ impl Sim {
     fn apply_signal(&mut self, i: usize, signal: Signal) {
         let now = self.now;
         let c = &mut self.clients[i];
+        if let Signal::PublishLayers { active, .. } = &signal {
+            c.publish_layers.push(active.clone());
+        }
         match &signal {
             Signal::Answer { sdp } => {
                 let answer = RTCSessionDescription::answer(sdp.clone()).unwrap();
@@ -433,6 +445,116 @@ impl Sim {
             self.advance(Duration::from_millis(5));
         }
         panic!("clients did not connect");
+    }
+
+    /// Adds a client that publishes one VP8 video with three simulcast
+    /// layers, rids `q`, `h` and `f`.
+    pub fn add_simulcast_client(&mut self, name: &str) -> usize {
+        let index = self.add_client_with(name, None);
+        let base = 5000 + 100 * index as u32;
+        let layers: Vec<(String, u32)> = ["q", "h", "f"]
+            .iter()
+            .enumerate()
+            .map(|(k, rid)| ((*rid).to_owned(), base + k as u32))
+            .collect();
+        let track = MediaStreamTrack::new(
+            format!("{name}-stream"),
+            format!("{name}-video"),
+            format!("{name}-video"),
+            RtpCodecKind::Video,
+            layers
+                .iter()
+                .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        rid: rid.clone(),
+                        ssrc: Some(*ssrc),
+                        ..Default::default()
+                    },
+                    active: true,
+                    codec: vp8(),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        let c = &mut self.clients[index];
+        let sender = c.pc.add_track(track).unwrap();
+        c.video_sender = Some((sender, layers[0].1));
+        c.layers = layers;
+        index
+    }
+
+    /// Sends one VP8 packet on simulcast layer `rid` of client `i`, a
+    /// keyframe if one was asked for on that layer (or `force_keyframe`).
+    pub fn send_layer(
+        &mut self,
+        i: usize,
+        rid: &str,
+        seq: u16,
+        timestamp: u32,
+        size: usize,
+        force_keyframe: bool,
+    ) -> bool {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let (sender, _) = c.video_sender.expect("a publishing client");
+        let ssrc = c.layers.iter().find(|(r, _)| r == rid).unwrap().1;
+        let keyframe = c.keyframe_ssrcs.remove(&ssrc) || force_keyframe;
+        let mid =
+            c.pc.rtp_transceiver(rtc::rtp_transceiver::RTCRtpTransceiverId::from(sender))
+                .and_then(|t| t.mid().clone())
+                .expect("the simulcast m-line was negotiated");
+        let mut sender = c.pc.rtp_sender(sender).unwrap();
+        let params = sender.get_parameters();
+        let ext = |uri: &str| {
+            params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .map(|e| e.id as u8)
+        };
+        let (mid_id, rid_id) = (
+            ext("urn:ietf:params:rtp-hdrext:sdes:mid"),
+            ext("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+        );
+        let payload_type = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|p| p.rtp_codec.mime_type == "video/VP8")
+            .map(|p| p.payload_type)
+            .expect("VP8 was negotiated");
+        let mut header = Header {
+            version: 2,
+            payload_type,
+            sequence_number: seq,
+            timestamp,
+            ssrc,
+            marker: true,
+            ..Default::default()
+        };
+        if let Some(id) = mid_id {
+            header
+                .set_extension(id, Bytes::from(mid.into_bytes()))
+                .unwrap();
+        }
+        if let Some(id) = rid_id {
+            header
+                .set_extension(id, Bytes::from(rid.as_bytes().to_vec()))
+                .unwrap();
+        }
+        let mut data = codec_prefix("video/VP8", keyframe).to_vec();
+        data.resize(size.max(PREFIX + 1), 0x5a);
+        sender
+            .write_rtp(
+                now,
+                Packet {
+                    header,
+                    payload: Bytes::from(data),
+                },
+            )
+            .unwrap();
+        keyframe
     }
 
     /// Client `i` moves to `addr` (a network change: its old address stops
@@ -680,6 +802,12 @@ fn drain_client(c: &mut Client) -> bool {
             }
             RTCMessage::RtcpPacket(_, packets) => {
                 c.rtcp_read += 1;
+                for pli in packets
+                    .iter()
+                    .filter_map(|p| p.as_any().downcast_ref::<PictureLossIndication>())
+                {
+                    c.keyframe_ssrcs.insert(pli.media_ssrc);
+                }
                 if packets
                     .iter()
                     .any(|p| p.as_any().is::<PictureLossIndication>())

@@ -229,6 +229,22 @@ pub enum ServerMessage {
     },
     /// The reply to `leave`.
     Left,
+    /// This client's video of a Track paused for lack of bandwidth (audio
+    /// goes on), or resumed.
+    VideoPaused {
+        /// The SFU's track id.
+        track_id: String,
+        /// Paused now.
+        paused: bool,
+    },
+    /// Dynacast: keep encoding only these simulcast layers of one of this
+    /// client's own tracks (nobody receives the others).
+    PublishLayers {
+        /// The client's own `MediaStreamTrack.id`.
+        track_id: String,
+        /// The rids to keep active.
+        active: Vec<String>,
+    },
     /// This server is draining (it is being restarted or taken out of
     /// service): reconnect, which lands on another server when there is
     /// one. Calls here may go on until the deadline.
@@ -290,6 +306,14 @@ impl ServerMessage {
             },
             Signal::Closed { reason } => ServerMessage::error("media_failed", reason),
             Signal::Removed { reason } => ServerMessage::error("kicked", reason),
+            Signal::VideoPaused { track_id, paused } => ServerMessage::VideoPaused {
+                track_id: track_id.to_string(),
+                paused,
+            },
+            Signal::PublishLayers { track, active } => ServerMessage::PublishLayers {
+                track_id: track,
+                active,
+            },
             Signal::ActiveSpeaker { peer_id } => ServerMessage::ActiveSpeaker {
                 peer_id: peer_id.to_string(),
             },
