@@ -1,6 +1,9 @@
 // Entry point: one signaling connection per page, the home screen (call ID,
 // calling someone, joining a room), 1:1 calls (ringing.js) and room sessions
-// (room.js), wired to the page. Exposes state as `window.sfu` for tests.
+// (room.js), wired to the page, and what happens when the server cannot be
+// reached: a clear message while it retries, and a room or answered call
+// that stays on screen and is rejoined once the socket is back. Exposes
+// state as `window.sfu` for tests.
 
 import { Chat } from './chat.js';
 import { getLocalMedia } from './devices.js';
@@ -15,6 +18,9 @@ const NAME_KEY = 'sfu.name';
 /** Close codes the server uses (docs/signaling.md). */
 const CLOSE_REMOVED = 4001;
 const CLOSE_MEDIA_FAILED = 1011;
+const CLOSE_GOING_AWAY = 1001;
+/** Closes after which the server has not kept our session for a `resume`. */
+const NOT_RESUMABLE = [CLOSE_REMOVED, CLOSE_MEDIA_FAILED, CLOSE_GOING_AWAY];
 
 /** Session state, read by the browser tests. */
 const sfu = { pc: null, peerId: null, participants: new Map(), callId: null, room: null, quality: {} };
@@ -38,13 +44,15 @@ const ringing = new Ringing({
     if (room?.kind === 'call' || starting?.kind === 'call') endRoom();
     if (text) ui.showNotice(text, 10_000);
   },
+  // Our call ID is ours again on the new socket: the call's room may be rejoined.
+  onRegistered: () => {
+    if (room?.kind === 'call' && room.state === 'reconnecting') room.rejoin();
+  },
 });
 
 let room = null; // the RoomSession, while in a room or call
 let starting = null; // a room being set up (waiting for camera and microphone)
-let rejoin = null; // { room } to rejoin after a reconnect
 let connectionProblem = false; // the error banner is about the connection
-let removed = false; // an administrator removed us: do not rejoin
 let panel = null; // the open side panel: people | chat | null
 
 init();
@@ -90,7 +98,12 @@ function init() {
   ui.el.devicesToggle.addEventListener('click', () => toggleDevices());
   ui.el.cameraSelect.addEventListener('change', () => room?.switchDevice('videoinput', ui.el.cameraSelect.value));
   ui.el.micSelect.addEventListener('change', () => room?.switchDevice('audioinput', ui.el.micSelect.value));
-  window.addEventListener('pagehide', () => conn.stop());
+  window.addEventListener('pagehide', () => {
+    // A closed tab hangs up at once, rather than leaving the other person
+    // waiting out the server's rejoin grace period.
+    ringing.leaving();
+    conn.stop();
+  });
   ui.setPanel(null);
   ui.setConnection('connecting', 'Connecting…');
   conn.start();
@@ -98,43 +111,74 @@ function init() {
 
 function onOpen({ reconnected }) {
   ui.setConnection('online', 'Online');
+  conn.setUrgent(false);
   if (connectionProblem) {
     ui.clearError();
     connectionProblem = false;
     if (reconnected) ui.showNotice('Reconnected to the server.', 3000);
   }
-  ringing.onOpen();
-  if (room?.state === 'new') room.join();
-  else if (rejoin && !removed) {
-    const { room: name } = rejoin;
-    rejoin = null;
-    joinRoom(name);
-  } else if (!room) ui.setStatus('Ready');
+  // A session the server may have kept is asked back first (`resume` must be
+  // the first message); call ID and room follow from its answer.
+  if (room?.canResume && room.resume()) return;
+  afterOpen();
 }
 
-function onDown({ code, wasOpen, retryInMs }) {
+/** On a new socket without a session: register our call ID, then (re)join. */
+function afterOpen() {
+  ringing.onOpen(); // registers our call ID first: a call is rejoined once it is ours again
+  if (room?.state === 'new') room.join();
+  else if (room?.state === 'reconnecting' && room.kind === 'room') room.rejoin();
+  else if (!room) ui.setStatus('Ready');
+}
+
+/** `resumed`: the server gave our session back, call ID included. */
+function onResumed(msg) {
+  ringing.onResumed();
+  room?.onResumed(msg);
+}
+
+/** The session could not be resumed: start over on this socket. */
+function onResumeFailed(msg) {
+  console.info(`resume refused (${msg.code}): joining again`);
+  room?.onResumeFailed();
+  afterOpen();
+}
+
+function onDown({ code, wasOpen, retryInMs, attempt }) {
   ui.setConnection('offline', 'Offline');
-  ringing.onDown();
+  ringing.onDown(); // ends a ringing call; an answered one waits for the rejoin
   const secs = Math.max(1, Math.round(retryInMs / 1000));
-  if (room && room.state !== 'new') {
-    // The server removed us from the room with the socket.
-    if (room.kind === 'room' && code !== CLOSE_REMOVED) rejoin = { room: room.room };
-    endRoom();
-  }
   if (code === CLOSE_REMOVED) {
-    removed = true;
+    // Removed by an administrator: not rejoined.
+    endRoom();
     ui.showError('You were removed from the call by an administrator.');
     return;
   }
+  if (room && room.state !== 'new') {
+    if (room.kind === 'call' && !ringing.inCall) {
+      endRoom();
+    } else {
+      // The server keeps our session a few seconds for a `resume` unless it
+      // closed the socket on purpose; failing that, the room (or the call,
+      // for a few seconds more) waits for us to rejoin.
+      room.suspend({ keepMedia: !NOT_RESUMABLE.includes(code) });
+      conn.setUrgent(true);
+    }
+  }
+  const host = window.location.host;
+  const retry = { label: 'Retry now', run: () => conn.retryNow() };
   if (code === CLOSE_MEDIA_FAILED) {
     ui.showError('Your media connection failed, so the server ended the session. Reconnecting…');
-  } else if (!wasOpen && !connectionProblem) {
-    ui.showError(`Cannot reach the server at ${window.location.host}. Retrying in ${secs} s…`);
   } else if (wasOpen) {
-    ui.showError(rejoin ? 'Connection to the server lost. Reconnecting and rejoining the room…' : 'Connection to the server lost. Reconnecting…');
+    const what = room?.state === 'reconnecting' ? (room.kind === 'call' ? ' and rejoining the call' : ' and rejoining the room') : '';
+    ui.showError(`Connection to the server lost. Reconnecting${what}…`);
+  } else if (!conn.everOpened || attempt >= 3) {
+    // The server cannot be reached at all: say so plainly, with the address.
+    const again = conn.everOpened ? 'Still cannot' : 'Cannot';
+    ui.showError(`${again} reach the server at ${host}. Retrying in ${secs} s (attempt ${attempt})…`, retry);
   }
   connectionProblem = true;
-  ui.setStatus(`Offline · retrying in ${secs} s`);
+  ui.setStatus(room?.state === 'reconnecting' ? 'Reconnecting…' : `Offline · retrying in ${secs} s`);
 }
 
 function onMessage(msg) {
@@ -151,8 +195,18 @@ function onMessage(msg) {
     case 'missedCall':
       ringing.handle(msg);
       break;
+    case 'resumed':
+      onResumed(msg);
+      break;
+    case 'migrate':
+      // The server is draining: calls go on until it closes the socket
+      // (1001), and then the room is joined again where the server is.
+      ui.showNotice('The server is restarting. Your call goes on for now; you will be reconnected.', 10_000);
+      break;
     case 'error':
-      onServerError(msg);
+      // (A server that does not know `resume` cannot name the request.)
+      if (msg.request === 'resume' || (room?.state === 'resuming' && !msg.request)) onResumeFailed(msg);
+      else onServerError(msg);
       break;
     case 'pong':
       break;
@@ -166,7 +220,6 @@ function onServerError(msg) {
   if (callRequests.includes(msg.request)) return ringing.onError(msg);
   if (msg.request && room) return room.onError(msg);
   if (msg.code === 'kicked') {
-    removed = true;
     ui.showError('You were removed from the call by an administrator.');
     return;
   }
@@ -195,7 +248,6 @@ function joinRoom(name) {
     return;
   }
   if (!requireName()) return;
-  removed = false;
   startRoom({ room: name, kind: 'room' });
 }
 
@@ -220,7 +272,9 @@ async function startRoom({ room: roomName, kind, peerName = null }) {
     onJoinFailed: (text) => {
       room = null;
       showHome();
-      ui.showError(text);
+      // A call that cannot be (re)joined is over.
+      if (kind === 'call') ringing.abandon(text);
+      else ui.showError(text);
     },
   });
   chat.clear();

@@ -2,17 +2,26 @@
 // impolite side of perfect negotiation: while its own offer is out it ignores
 // the server's offers (the server, the polite side, rolls its offer back,
 // answers ours and offers again), and it never has two offers out at once.
-// Also trickle ICE, and the client's senders: microphone and camera (muted
-// by replacing the sent track with null, so nothing is sent) and screen
-// shares, added and removed with a renegotiation.
+// Also trickle ICE, ICE restarts (when ICE fails, or stays disconnected for
+// 2 s, the next offer carries fresh ICE credentials), and the client's
+// senders: microphone and camera (muted by replacing the sent track with
+// null, so nothing is sent) and screen shares (video, and the share's audio
+// when it has some), added with a renegotiation.
+
+/** ICE that stays `disconnected` this long is restarted. */
+const DISCONNECTED_RESTART_MS = 2000;
+/** The least time between two ICE restarts; it doubles while they fail. */
+const RESTART_BACKOFF_MS = [0, 5000, 10_000, 20_000, 30_000];
 
 export class Call {
   /**
    * @param {object} opts
    * @param {RTCIceServer[]} opts.iceServers  from `joined.iceServers`
-   * @param {(msg: object) => void} opts.send  sends a signaling message
+   * @param {(msg: object) => boolean} opts.send  sends a signaling message; false while the socket is down
    * @param {(peerId: string, track: MediaStreamTrack) => void} opts.onRemoteTrack
    * @param {(state: string) => void} opts.onConnectionState
+   * @param {(state: string, restarting: boolean) => void} [opts.onIceState]
+   *   the ICE connection state, and whether an ICE restart is under way
    * @param {(message: string) => void} opts.onError
    */
   constructor(opts) {
@@ -25,10 +34,16 @@ export class Call {
     this.wantOffer = false;
     /** kind -> { sender, trackId }: `trackId` is the id in our SDP's msid. */
     this.senders = {};
-    /** The screen-share sender and its SDP track id, once there was one. */
+    /** The screen-share senders (video, audio) and their SDP track ids, once there was one. */
     this.screen = null;
+    this.screenAudio = null;
+    /** ICE restarts: whether one is under way, when the last began, how many failed in a row. */
+    this.restarting = false;
+    this.lastRestartAt = -Infinity;
+    this.failedRestarts = 0;
+    this.iceTimer = null;
     /** Negotiation counters, read by the browser tests. */
-    this.stats = { offersSent: 0, serverOffersAnswered: 0, serverOffersIgnored: 0 };
+    this.stats = { offersSent: 0, serverOffersAnswered: 0, serverOffersIgnored: 0, iceRestarts: 0 };
 
     const pc = new RTCPeerConnection({ iceServers: opts.iceServers ?? [] });
     this.pc = pc;
@@ -37,6 +52,7 @@ export class Call {
     pc.addEventListener('connectionstatechange', () => {
       if (!this.closed) opts.onConnectionState(pc.connectionState);
     });
+    pc.addEventListener('iceconnectionstatechange', () => this.#onIceState());
   }
 
   /** Publishes the microphone and camera of `stream` (or receives only). */
@@ -66,27 +82,66 @@ export class Call {
   }
 
   /**
-   * Sends a screen-share track. The first share gets an m-line of its own
-   * (`addTrack` would reuse the receive-only m-line of someone's forwarded
-   * video, and the SFU would never see a new track) and a renegotiation;
-   * later shares reuse that sender. Returns the SDP track id, and whether
+   * Sends a screen share: its video track and, if the share carries sound,
+   * its audio track. The first share gets m-lines of its own (`addTrack`
+   * would reuse the receive-only m-line of someone's forwarded track, and
+   * the SFU would never see a new track) and a renegotiation; later shares
+   * reuse those senders. Returns `{ video, audio }`, each `{ trackId,
+   * reused }` (audio null without a track): the SDP track id, and whether
    * the sender was reused (the SFU then knows the track already).
    */
-  startScreen(track, stream) {
-    if (this.screen) {
-      this.screen.sender.replaceTrack(track).catch((err) => this.opts.onError(`Screen share failed: ${err.message}`));
-      return { trackId: this.screen.trackId, reused: true };
-    }
-    const { sender } = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-    this.screen = { sender, trackId: track.id };
-    this.renegotiate();
-    return { trackId: track.id, reused: false };
+  startScreen(videoTrack, audioTrack, stream) {
+    let added = false;
+    const send = (slot, track) => {
+      const entry = this[slot];
+      if (entry) {
+        entry.sender.replaceTrack(track).catch((err) => this.opts.onError(`Screen share failed: ${err.message}`));
+        return { trackId: entry.trackId, reused: true };
+      }
+      const { sender } = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      this[slot] = { sender, trackId: track.id };
+      added = true;
+      return { trackId: track.id, reused: false };
+    };
+    const video = send('screen', videoTrack);
+    const audio = audioTrack ? send('screenAudio', audioTrack) : null;
+    if (added) this.renegotiate();
+    return { video, audio };
   }
 
-  /** Stops sending the screen share (no renegotiation: the m-line stays for the next one). */
+  /** Stops sending the screen share's video and audio (no renegotiation: the m-lines stay for the next one). */
   async stopScreen() {
-    if (!this.screen || this.closed) return;
-    await this.screen.sender.replaceTrack(null);
+    if (this.closed) return;
+    const senders = [this.screen, this.screenAudio].filter(Boolean).map((e) => e.sender);
+    await Promise.all(senders.map((sender) => sender.replaceTrack(null)));
+  }
+
+  /**
+   * Restarts ICE: the next offer (sent at once, or as soon as the
+   * outstanding one is answered) carries fresh ICE credentials. Called by
+   * itself when ICE fails or stays disconnected; public for tests.
+   */
+  restartIce(why = 'requested') {
+    if (this.closed) return;
+    clearTimeout(this.iceTimer);
+    this.iceTimer = null;
+    // Restarts in a row that have not connected yet.
+    const failed = this.restarting ? this.failedRestarts + 1 : 0;
+    const wait = RESTART_BACKOFF_MS[Math.min(failed, RESTART_BACKOFF_MS.length - 1)];
+    const since = performance.now() - this.lastRestartAt;
+    if (since < wait) {
+      // The last restart has not had its chance yet: try again later.
+      this.iceTimer = setTimeout(() => this.#checkIce(), wait - since);
+      return;
+    }
+    console.info(`call: restarting ICE (${why})`);
+    this.failedRestarts = failed;
+    this.restarting = true;
+    this.lastRestartAt = performance.now();
+    this.stats.iceRestarts += 1;
+    this.pc.restartIce();
+    this.renegotiate();
+    this.opts.onIceState?.(this.pc.iceConnectionState, true);
   }
 
   /** Sends an offer as soon as no offer is outstanding. */
@@ -112,10 +167,55 @@ export class Call {
     }
   }
 
+  /**
+   * The signaling session continues on a new socket (`resumed`): messages
+   * may have been lost both ways with the old one. Withdraws an offer of
+   * ours that may never have been answered and sends a new one (the
+   * server, the polite side, drops an offer of its own that crosses it, and
+   * offers again). The new offer restarts ICE unless the media connection
+   * is still up: the network may have changed with the socket, but a
+   * working path is not interrupted for nothing.
+   */
+  resync() {
+    this.#enqueue('resync after resume', async () => {
+      if (this.pc.signalingState === 'have-local-offer') await this.pc.setLocalDescription({ type: 'rollback' });
+      this.restarting = false;
+      this.failedRestarts = 0;
+      this.lastRestartAt = -Infinity;
+      if (['connected', 'completed'].includes(this.pc.iceConnectionState)) this.renegotiate();
+      else this.restartIce('signaling resumed while ICE was not connected');
+    });
+  }
+
   close() {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.iceTimer);
     this.pc.close();
+  }
+
+  #onIceState() {
+    if (this.closed) return;
+    const state = this.pc.iceConnectionState;
+    clearTimeout(this.iceTimer);
+    this.iceTimer = null;
+    if (state === 'connected' || state === 'completed') {
+      this.restarting = false;
+      this.failedRestarts = 0;
+    } else if (state === 'failed') {
+      this.restartIce('ICE failed');
+    } else if (state === 'disconnected') {
+      this.iceTimer = setTimeout(() => this.#checkIce(), DISCONNECTED_RESTART_MS);
+    }
+    this.opts.onIceState?.(state, this.restarting);
+  }
+
+  /** Restarts ICE if it is still failed or disconnected. */
+  #checkIce() {
+    this.iceTimer = null;
+    const state = this.pc.iceConnectionState;
+    if (state === 'failed') this.restartIce('ICE failed');
+    else if (state === 'disconnected') this.restartIce(`ICE disconnected for ${DISCONNECTED_RESTART_MS / 1000} s`);
   }
 
   #enqueue(what, task) {
@@ -137,7 +237,12 @@ export class Call {
     this.wantOffer = false;
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    this.opts.send({ type: 'offer', sdp: this.pc.localDescription.sdp });
+    if (!this.opts.send({ type: 'offer', sdp: this.pc.localDescription.sdp })) {
+      // The signaling socket is down: withdraw it, and offer once it is back.
+      await this.pc.setLocalDescription({ type: 'rollback' });
+      this.wantOffer = true;
+      return;
+    }
     this.stats.offersSent += 1;
     if (!this.offerSent) {
       this.offerSent = true;
@@ -154,12 +259,39 @@ export class Call {
       return;
     }
     await this.pc.setRemoteDescription({ type: 'offer', sdp });
+    this.#narrowReceiveCodecs(sdp);
     await this.#flushRemoteCandidates();
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     this.opts.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
     this.stats.serverOffersAnswered += 1;
     await this.#maybeOffer();
+  }
+
+  /**
+   * Limits each m-line we only receive on (a forwarded track) to the codecs
+   * the server offered for it. Our own offers then list those few codecs
+   * there instead of every codec the browser has (about 4 KB per video
+   * m-line), which keeps an offer in a large room (an ICE restart, a screen
+   * share) far below the server's 64 KiB message limit.
+   */
+  #narrowReceiveCodecs(sdp) {
+    if (typeof RTCRtpTransceiver === 'undefined' || !('setCodecPreferences' in RTCRtpTransceiver.prototype)) return;
+    const sections = sdp.split(/\r?\nm=/).slice(1);
+    for (const t of this.pc.getTransceivers()) {
+      if (t.direction !== 'recvonly' || t.mid === null) continue;
+      const section = sections.find((m) => m.split(/\r?\n/).includes(`a=mid:${t.mid}`));
+      const kind = section?.split(' ', 1)[0];
+      if (kind !== 'audio' && kind !== 'video') continue;
+      const offered = new Set([...section.matchAll(/a=rtpmap:\d+ ([^/\s]+)\//g)].map((m) => `${kind}/${m[1]}`.toLowerCase()));
+      const codecs = (RTCRtpReceiver.getCapabilities(kind)?.codecs ?? []).filter((c) => offered.has(c.mimeType.toLowerCase()));
+      if (!codecs.some((c) => !/\/(rtx|red|ulpfec|flexfec-03)$/i.test(c.mimeType))) continue;
+      try {
+        t.setCodecPreferences(codecs);
+      } catch (err) {
+        console.warn('call: setCodecPreferences failed', t.mid, err);
+      }
+    }
   }
 
   async #onRemoteAnswer(sdp) {
@@ -169,6 +301,12 @@ export class Call {
     }
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
     await this.#flushRemoteCandidates();
+    if (this.restarting && ['connected', 'completed'].includes(this.pc.iceConnectionState)) {
+      // A restart while the old path still worked: nothing was interrupted.
+      this.restarting = false;
+      this.failedRestarts = 0;
+      this.opts.onIceState?.(this.pc.iceConnectionState, false);
+    }
     await this.#maybeOffer();
   }
 

@@ -1,8 +1,10 @@
 // 1:1 calls by personal call ID: registering this browser's ID (kept in
 // localStorage, so it survives reloads) on every connection, the ID card on
 // the home screen, dialing, and the incoming and outgoing call banners.
-// The app is told when a call is answered (join its private room) and when
-// it ends (with a sentence saying why).
+// The app is told when a call is answered (join its private room), when it
+// ends (with a sentence saying why), and when the ID is registered again
+// after a reconnect (an answered call survives a short signaling outage: the
+// server keeps it for a few seconds, and the app rejoins its room).
 
 import * as ui from './ui.js';
 
@@ -44,10 +46,12 @@ export class Ringing {
    * @param {() => string} o.getName  the display name (may be empty)
    * @param {(call: object) => void} o.onAnswered  `{ call, room, peer, name }`
    * @param {(text: string|null) => void} o.onEnded  the call is over; why, for people
+   * @param {(id: string) => void} [o.onRegistered]  the socket holds our call ID
    */
-  constructor({ send, getName, onAnswered, onEnded }) {
-    Object.assign(this, { send, getName, onAnswered, onEnded });
+  constructor({ send, getName, onAnswered, onEnded, onRegistered = () => {} }) {
+    Object.assign(this, { send, getName, onAnswered, onEnded, onRegistered });
     this.myId = null;
+    this.lastId = null; // the ID we held, for a reconnect when storage is off
     this.registeredName = null;
     this.state = 'idle'; // idle | calling | ringing | active
     this.call = null; // { ref, peer, name }
@@ -57,20 +61,47 @@ export class Ringing {
     this.orphans = 0; // calls cancelled before the server confirmed them
   }
 
-  /** The socket (re)opened: register the stored ID. */
+  /** The socket (re)opened: register the stored ID (the one we held, for a call to go on). */
   onOpen() {
     this.myId = null;
-    this.#register(storedId());
+    this.takenSince = null;
+    this.#register(storedId() ?? this.lastId);
   }
 
-  /** The socket closed: any call is over (the server ends it too). */
+  /**
+   * The socket closed. A ringing call is over (the server ends it); an
+   * answered one waits for us to come back with the same ID.
+   */
   onDown() {
     clearTimeout(this.retryTimer);
     this.myId = null;
     ui.el.myCallId.textContent = '·······';
     ui.el.copyId.disabled = true;
     ui.el.copyCallLink.disabled = true;
+    ui.el.idHint.textContent = 'Not connected to the server: your call ID shows here once it is reachable.';
+    if (this.state === 'active') return;
     if (this.state !== 'idle') this.#end('The call ended: the connection to the server was lost.');
+  }
+
+  /** The server gave our session back on a new socket: we hold our call ID again. */
+  onResumed() {
+    if (this.lastId) this.#onRegistered(this.lastId);
+  }
+
+  /** Whether an answered call is going on. */
+  get inCall() {
+    return this.state === 'active';
+  }
+
+  /** The call is over without a word from the server (rejoining it failed): `text` says why. */
+  abandon(text) {
+    if (this.state === 'idle') return;
+    this.#end(text);
+  }
+
+  /** The page is going away: hang up an answered call now rather than leave it waiting for us. */
+  leaving() {
+    if (this.state === 'active' && this.call.ref) this.send({ type: 'hangup', call: this.call.ref });
   }
 
   /** The display name changed: tell the server (callers see it). */
@@ -220,12 +251,14 @@ export class Ringing {
     clearTimeout(this.retryTimer);
     this.takenSince = null;
     this.myId = id;
+    this.lastId = id;
     storeId(id);
     ui.el.myCallId.textContent = id;
     ui.el.copyId.disabled = false;
     ui.el.copyCallLink.disabled = false;
     ui.el.idHint.textContent = 'Give this ID to people so they can call you. It stays the same in this browser.';
     window.sfu.callId = id;
+    this.onRegistered(id);
   }
 
   #onTaken() {
@@ -234,8 +267,12 @@ export class Ringing {
     this.takenSince ??= Date.now();
     if (Date.now() - this.takenSince < TAKEN_RETRY_FOR_MS) {
       ui.el.idHint.textContent = 'Reclaiming your call ID…';
-      this.retryTimer = setTimeout(() => this.#register(storedId()), TAKEN_RETRY_EVERY_MS);
+      this.retryTimer = setTimeout(() => this.#register(storedId() ?? this.lastId), TAKEN_RETRY_EVERY_MS);
       return;
+    }
+    if (this.state === 'active') {
+      // Our ID is held elsewhere, so the call cannot be rejoined from here.
+      this.#end('The call ended: your call ID is in use in another tab or window.');
     }
     ui.el.idHint.textContent = 'Your call ID is in use in another tab or window.';
     ui.showError('Your call ID is in use in another tab or window, so calls ring there.', {

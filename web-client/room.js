@@ -1,7 +1,12 @@
 // One room session over the signaling socket: a group room or a 1:1 call's
 // private room. It joins, owns the RTCPeerConnection (call.js), the local
 // tiles, the remote participants (roster.js), the microphone, camera and
-// screen-share controls, chat and the quality monitor, and leaves cleanly.
+// screen-share controls (the share's audio too), chat and the quality
+// monitor, and leaves cleanly. When the signaling socket drops the view
+// stays, saying it is reconnecting: the session is first resumed on the new
+// socket (`resume`: the server kept our place and media; a new offer
+// follows), and if the server no longer has it, rejoined with a new
+// connection that publishes what was published.
 
 import { Call } from './call.js';
 import { describeMediaError, fillPicker, getCameraTrack, getMicTrack, rememberDevice } from './devices.js';
@@ -34,18 +39,26 @@ export class RoomSession {
    */
   constructor(o) {
     Object.assign(this, o);
-    this.state = 'new'; // new | joining | joined | closed
+    this.state = 'new'; // new | joining | joined | reconnecting | resuming | closed
+    this.rejoining = false; // joining again after the socket dropped
+    this.resumeToken = null; // from `joined`: takes the session over on a new socket
+    this.resumable = false; // the socket dropped, and the session may be resumed
     this.call = null;
     this.peerId = null;
     this.mediaState = 'new';
+    this.iceState = 'new';
+    this.iceRestarting = false;
+    this.mediaConnected = false; // the current connection was up once
+    this.peerAway = false; // in a call: the other party dropped out of the room
     this.quality = null;
     this.roster = new Roster(o.grid, () => this.#onRosterChange());
     const tracks = o.stream?.getTracks() ?? [];
     this.mic = tracks.find((t) => t.kind === 'audio') ?? null;
     this.cam = tracks.find((t) => t.kind === 'video') ?? null;
+    this.lastCam = this.cam; // the camera track last sent, even once stopped
     this.micMuted = false;
     this.camOff = false;
-    this.screen = null; // { track, trackId, tile }
+    this.screen = null; // { track, audio, stream, trackId, audioId, tile }
     this.preview = new MediaStream(this.cam ? [this.cam] : []);
     this.localTile = new Tile({ key: 'local', peerId: null, local: true });
     this.localTile.setName(`${o.name} (you)`);
@@ -63,6 +76,81 @@ export class RoomSession {
     this.send({ type: 'join', room: this.room, name: this.name });
   }
 
+  /**
+   * The signaling socket dropped. With `keepMedia` (the server may have kept
+   * our session for a `resume`), the media connection stays up meanwhile;
+   * otherwise (the server removed us) it is closed, keeping the view, the
+   * local media and the people, until `rejoin`.
+   */
+  suspend({ keepMedia = false } = {}) {
+    // The new socket dropped before the server answered our `resume`.
+    if (this.state === 'resuming') this.state = 'reconnecting';
+    if (this.state === 'reconnecting' && (keepMedia || !this.call)) return;
+    if (this.state !== 'joined' && this.state !== 'joining' && this.state !== 'reconnecting') return;
+    this.state = 'reconnecting';
+    this.resumable = keepMedia && !!this.call && !!this.resumeToken;
+    if (!this.resumable) {
+      this.quality?.stop();
+      this.quality = null;
+      this.call?.close();
+      this.call = null;
+      this.mediaState = 'new';
+      this.iceState = 'new';
+      this.iceRestarting = false;
+      this.mediaConnected = false;
+      if (window.sfu.room === this) window.sfu.pc = null;
+      this.roster.detachAll();
+    }
+    this.#updateTools();
+    this.#updateOverlay();
+  }
+
+  /** Whether the session may be taken over on a new socket (`resume`). */
+  get canResume() {
+    return this.state === 'reconnecting' && this.resumable;
+  }
+
+  /** Asks the server for our session back (the first message on a new socket). */
+  resume() {
+    if (!this.canResume) return false;
+    this.state = 'resuming';
+    return this.send({ type: 'resume', token: this.resumeToken });
+  }
+
+  /**
+   * `resumed`: the session goes on, with the same connection. Messages may
+   * have been lost with the old socket, so the connection renegotiates
+   * (restarting ICE if media is not connected: our network may have changed).
+   */
+  onResumed(msg) {
+    if (this.state !== 'resuming') return;
+    this.state = 'joined';
+    this.resumable = false;
+    if (msg.peerId !== this.peerId) console.warn(`room: resumed as ${msg.peerId}, was ${this.peerId}`);
+    this.call.resync();
+    this.chat.addNotice('Reconnected');
+    this.#updateTools();
+    this.#updateOverlay();
+  }
+
+  /** The session could not be resumed: close the connection and wait for `rejoin`. */
+  onResumeFailed() {
+    if (this.state !== 'resuming') return;
+    this.state = 'reconnecting';
+    this.resumable = false;
+    this.suspend();
+  }
+
+  /** The socket is back (and, for a call, our call ID registered again): join again. */
+  rejoin() {
+    if (this.state !== 'reconnecting') return;
+    if (this.call) this.suspend(); // kept for a resume that did not happen
+    this.state = 'joining';
+    this.rejoining = true;
+    this.send({ type: 'join', room: this.room, name: this.name });
+    this.#updateOverlay();
+  }
+
   /** A room message from the server (see isRoomMessage), or an error for one of our requests. */
   handle(msg) {
     if (this.state === 'closed') return;
@@ -78,14 +166,28 @@ export class RoomSession {
         break;
       case 'participantJoined':
         this.roster.add(msg.peerId, msg.name);
-        this.chat.addNotice(`${msg.name} joined`);
+        if (this.kind === 'call' && this.peerAway) {
+          this.peerAway = false;
+          this.chat.addNotice(`${msg.name} is back`);
+        } else {
+          this.chat.addNotice(`${msg.name} joined`);
+        }
         if (this.kind === 'room') ui.showNotice(`${msg.name} joined`, 3000);
+        this.#updateOverlay();
         break;
       case 'participantLeft': {
         const p = this.roster.participants.get(msg.peerId);
         this.roster.remove(msg.peerId);
-        if (p) this.chat.addNotice(`${p.name} left`);
+        if (p && this.kind === 'call') {
+          // Without `callEnded`, the other party's connection dropped: the
+          // server keeps the call a few seconds for them to come back.
+          this.peerAway = true;
+          this.chat.addNotice(`${p.name}'s connection dropped`);
+        } else if (p) {
+          this.chat.addNotice(`${p.name} left`);
+        }
         if (p && this.kind === 'room') ui.showNotice(`${p.name} left`, 3000);
+        this.#updateOverlay();
         break;
       }
       case 'trackPublished':
@@ -118,13 +220,16 @@ export class RoomSession {
   onError(msg) {
     if (msg.request === 'join') {
       const texts = {
-        private_room: 'This is a private call: only the two people in it can join.',
+        private_room: this.rejoining
+          ? 'The call ended while you were reconnecting.'
+          : 'This is a private call: only the two people in it can join.',
         bad_room: `That room name is not valid: ${msg.message}.`,
         bad_name: `That name is not valid: ${msg.message}.`,
         server_busy: 'The server is busy. Try again in a moment.',
+        draining: 'The server is restarting and takes no new calls right now. Try again in a moment.',
       };
       this.close();
-      this.onJoinFailed(texts[msg.code] ?? `Could not join: ${msg.message}`);
+      this.onJoinFailed(texts[msg.code] ?? `Could not join: ${msg.message}`, { rejoin: this.rejoining });
       return;
     }
     if (msg.request === 'chat') {
@@ -148,10 +253,11 @@ export class RoomSession {
     this.state = 'closed';
     this.quality?.stop();
     this.call?.close();
-    for (const t of [this.mic, this.cam, this.screen?.track]) t?.stop();
+    for (const t of [this.mic, this.cam, this.screen?.track, this.screen?.audio]) t?.stop();
     this.roster.clear();
     this.grid.clear();
     this.grid.setPictureInPicture(false);
+    ui.setCallState(null);
     if (window.sfu.room === this) {
       window.sfu.room = null;
       window.sfu.pc = null;
@@ -220,7 +326,10 @@ export class RoomSession {
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({
         video: { frameRate: { ideal: 15, max: 15 }, width: { max: 1920 }, height: { max: 1080 } },
-        audio: false,
+        // The shared tab's or system's sound, when the person shares it:
+        // not speech, so no voice processing.
+        audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+        systemAudio: 'include',
       });
     } catch (err) {
       // Closing the picker is a NotAllowedError: nothing to report.
@@ -228,30 +337,49 @@ export class RoomSession {
       return;
     }
     const track = stream.getVideoTracks()[0];
+    const audio = stream.getAudioTracks()[0] ?? null;
     if (this.state !== 'joined' || !track) return stream.getTracks().forEach((t) => t.stop());
     track.contentHint = 'detail';
+    if (audio) audio.contentHint = 'music';
     // The browser's own "Stop sharing" button ends the track.
     track.addEventListener('ended', () => this.#stopScreen());
-    const { trackId, reused } = this.call.startScreen(track, stream);
-    if (reused) this.send({ type: 'mute', trackId, muted: false });
-    else this.send({ type: 'trackSource', trackId, source: 'screen' });
     const tile = new Tile({ key: 'local/screen', peerId: null, local: true, screen: true });
     tile.setName(`${this.name} (your screen)`);
     tile.setStream(new MediaStream([track]));
     tile.setVideoOff(false);
     this.grid.add(tile);
-    this.screen = { track, trackId, tile };
+    this.screen = { track, audio, stream, trackId: null, audioId: null, tile };
+    this.#publishScreen();
     this.#updateTools();
+  }
+
+  /** Sends the screen share on the current connection and tells the room what it is. */
+  #publishScreen() {
+    const screen = this.screen;
+    const { video, audio } = this.call.startScreen(screen.track, screen.audio, screen.stream);
+    for (const sent of [video, audio]) {
+      if (!sent) continue;
+      // A reused sender's track is known to the SFU as a screen already.
+      if (sent.reused) this.send({ type: 'mute', trackId: sent.trackId, muted: false });
+      else this.send({ type: 'trackSource', trackId: sent.trackId, source: 'screen' });
+    }
+    screen.trackId = video.trackId;
+    screen.audioId = audio?.trackId ?? null;
   }
 
   #stopScreen() {
     const screen = this.screen;
     if (!screen) return;
     this.screen = null;
-    // Muting hides the tile for everyone at once; the sender then sends
+    // Muting hides the tile for everyone at once; the senders then send
     // nothing until the next share.
-    this.send({ type: 'mute', trackId: screen.trackId, muted: true });
+    if (this.state === 'joined') {
+      for (const trackId of [screen.trackId, screen.audioId]) {
+        if (trackId) this.send({ type: 'mute', trackId, muted: true });
+      }
+    }
     screen.track.stop();
+    screen.audio?.stop();
     this.call?.stopScreen();
     this.grid.remove('local/screen');
     this.#updateTools();
@@ -291,24 +419,34 @@ export class RoomSession {
   #setCamera(track) {
     for (const t of this.preview.getVideoTracks()) this.preview.removeTrack(t);
     this.cam = track;
-    if (track) this.preview.addTrack(track);
+    if (track) {
+      this.preview.addTrack(track);
+      this.lastCam = track;
+    }
     this.localTile.setVideoOff(!track);
   }
 
   #onJoined(msg) {
     this.state = 'joined';
     this.peerId = msg.peerId;
+    this.resumeToken = msg.resumeToken ?? null;
+    if (this.rejoining) {
+      // Everyone's tracks come again on the new connection.
+      this.roster.clear();
+      this.peerAway = false;
+    }
     for (const p of msg.participants ?? []) this.roster.add(p.peerId, p.name, p.tracks ?? []);
     this.call = new Call({
       iceServers: msg.iceServers ?? [],
       send: (m) => this.send(m),
       onRemoteTrack: (peerId, track) => this.roster.remoteTrack(peerId, track),
       onConnectionState: (state) => this.#onConnectionState(state),
+      onIceState: (state, restarting) => this.#onIceState(state, restarting),
       onError: (text) => ui.showError(text),
     });
     window.sfu.pc = this.call.pc;
     window.sfu.peerId = msg.peerId;
-    this.call.start(this.stream);
+    this.#publish();
     this.quality = new QualityMonitor(this.call.pc, {
       ownerOf: (trackId) => this.roster.ownerOf(trackId),
       localKey: 'local',
@@ -318,19 +456,70 @@ export class RoomSession {
       },
     });
     this.quality.start();
+    if (this.rejoining) {
+      this.rejoining = false;
+      this.chat.addNotice('Reconnected');
+    }
     this.#updateTools();
     this.#onRosterChange();
+    this.#updateOverlay();
+  }
+
+  /**
+   * Publishes on the new connection what we send: the microphone (muted if
+   * it was), the camera (a camera turned off is published as its stopped
+   * track, muted, so it can be turned on again), and a screen share.
+   */
+  #publish() {
+    const camera = this.cam ?? (this.camOff ? this.lastCam : null);
+    const tracks = [this.mic, camera].filter(Boolean);
+    this.call.start(tracks.length ? new MediaStream(tracks) : null);
+    if (this.mic && this.micMuted) {
+      this.send({ type: 'mute', trackId: this.call.publishedId('audio'), muted: true });
+      this.call.replace('audio', null).catch((err) => console.warn('room: muting the new microphone sender failed', err));
+    }
+    if (camera && this.camOff) this.send({ type: 'mute', trackId: this.call.publishedId('video'), muted: true });
+    if (this.screen) this.#publishScreen();
   }
 
   #onConnectionState(state) {
     this.mediaState = state;
-    if (state === 'failed') {
+    if (state === 'connected') this.mediaConnected = true;
+    if (state === 'failed' && !this.mediaConnected) {
       ui.showError(
         "Media connection failed: your browser could not reach the server's UDP media port. " +
           'Check that the port is open and that the server advertises the right --public-ip.',
       );
     }
     this.#updateStatus();
+    this.#updateOverlay();
+  }
+
+  #onIceState(state, restarting) {
+    this.iceState = state;
+    this.iceRestarting = restarting;
+    this.#updateStatus();
+    this.#updateOverlay();
+  }
+
+  /** Whether media that was flowing is interrupted (ICE disconnected, failed, or restarting). */
+  #mediaInterrupted() {
+    if (!this.mediaConnected) return false;
+    const up = this.iceState === 'connected' || this.iceState === 'completed';
+    return this.iceState === 'disconnected' || this.iceState === 'failed' || (this.iceRestarting && !up);
+  }
+
+  /** The banner over the video: what is being waited for, if anything. */
+  #updateOverlay() {
+    if (this.state === 'closed') return ui.setCallState(null);
+    if (this.state === 'reconnecting' || this.state === 'resuming' || this.rejoining) {
+      return ui.setCallState('Reconnecting…', 'signaling');
+    }
+    if (this.state === 'joined' && this.#mediaInterrupted()) return ui.setCallState('Reconnecting media…', 'media');
+    if (this.kind === 'call' && this.peerAway) {
+      return ui.setCallState(`${this.peerName}'s connection dropped. Waiting for them to come back…`, 'peer');
+    }
+    return ui.setCallState(null);
   }
 
   #onRosterChange() {
@@ -344,9 +533,14 @@ export class RoomSession {
   }
 
   #updateStatus() {
+    if (this.state === 'reconnecting' || this.state === 'resuming') {
+      ui.setStatus(this.kind === 'call' ? `Reconnecting the call with ${this.peerName}…` : `Reconnecting to room "${this.room}"…`);
+      return;
+    }
     if (this.state !== 'joined') return;
     const n = this.roster.participants.size;
-    const media = { connected: 'connected', connecting: 'connecting…', new: 'connecting…' }[this.mediaState] ?? this.mediaState;
+    let media = { connected: 'connected', connecting: 'connecting…', new: 'connecting…' }[this.mediaState] ?? this.mediaState;
+    if (this.#mediaInterrupted()) media = 'reconnecting…';
     if (this.kind === 'call') {
       ui.setStatus(`In a call with ${this.peerName} · media ${media}`);
     } else {
@@ -363,7 +557,7 @@ export class RoomSession {
       label: !this.mic ? 'No microphone' : this.micMuted ? 'Unmute' : 'Mute',
       disabled: !joined || !this.mic,
     });
-    const hasVideo = !!this.call?.publishedId('video') || (!this.call && !!this.cam);
+    const hasVideo = !!this.call?.publishedId('video') || (!this.call && !!(this.cam || (this.camOff && this.lastCam)));
     ui.setTool(ui.el.camToggle, {
       pressed: this.camOff,
       iconName: this.camOff || !hasVideo ? 'cameraOff' : 'camera',

@@ -2,8 +2,8 @@
 // `joined`, `trackPublished`, `trackUnpublished`, `trackMuted`,
 // `trackSource` and the RTCPeerConnection's `ontrack` (whose track id is the
 // SFU's `t<n>` and whose stream id is the publisher's peer id), reconciled
-// into tiles: one camera tile per participant (playing their audio too) and
-// one tile per screen share.
+// into tiles: one camera tile per participant (playing their microphone
+// too) and one tile per screen share (playing the share's audio, if any).
 
 import { Tile } from './tiles.js';
 
@@ -54,7 +54,7 @@ export class Roster {
   trackPublished(peerId, trackId, kind) {
     const p = this.participants.get(peerId);
     if (!p) return;
-    this.#entry(p, trackId, kind);
+    this.#entry(p, trackId, kind).kind = kind;
     this.#render(p);
   }
 
@@ -76,9 +76,23 @@ export class Roster {
   trackSource(peerId, trackId, source) {
     const p = this.participants.get(peerId);
     if (!p) return;
-    // It may name a track we have not heard of yet: remember it.
-    this.#entry(p, trackId, 'video').source = source;
+    // It may name a track we have not heard of yet (its kind unknown until
+    // it is published): remember it.
+    this.#entry(p, trackId, null).source = source;
     this.#render(p);
+  }
+
+  /**
+   * Our connection to the SFU is gone (we are reconnecting): forget every
+   * received track, so that tiles show their placeholders until the new
+   * connection brings the tracks back.
+   */
+  detachAll() {
+    for (const p of this.participants.values()) {
+      for (const t of p.tracks.values()) t.track = null;
+      this.#render(p);
+    }
+    this.early.clear();
   }
 
   /** A track from `ontrack`, for the participant `peerId`. */
@@ -138,30 +152,40 @@ export class Roster {
     });
   }
 
-  /** Which track is the camera, the microphone, and the screens. */
+  /** Which track is the camera, the microphone, the screens and the screen's audio. */
   #roles(p) {
     const ordered = [...p.tracks.entries()].sort(([a], [b]) => trackNumber(a) - trackNumber(b));
     const videos = ordered.filter(([, t]) => t.kind === 'video');
     const cameraEntry = videos.find(([, t]) => t.source !== 'screen');
-    const audioEntry = ordered.find(([, t]) => t.kind === 'audio');
+    // The microphone is the first audio track not marked as a screen's; a
+    // screen's audio is unplayed until its source is known.
+    const audioEntry = ordered.find(([, t]) => t.kind === 'audio' && t.source !== 'screen');
+    const screenAudio = ordered.filter(([, t]) => t.kind === 'audio' && t.source === 'screen').map(([, t]) => t);
     return {
       camera: cameraEntry?.[1] ?? null,
       audio: audioEntry?.[1] ?? null,
       // Any other video is a screen share, even before its source is known.
       screenEntries: videos.filter((e) => e !== cameraEntry),
+      // A participant shares one screen at a time: its audio, while playing.
+      screenAudio: screenAudio.find((t) => !t.muted && t.track) ?? null,
     };
   }
 
   #render(p) {
-    const { camera, audio, screenEntries } = this.#roles(p);
+    const { camera, audio, screenEntries, screenAudio } = this.#roles(p);
     const tile = this.grid.get(p.peerId) ?? this.grid.add(new Tile({ key: p.peerId, peerId: p.peerId }));
     tile.setName(p.name);
     syncStream(p.stream, [camera?.track, audio?.track]);
     tile.setStream(p.stream);
     tile.setVideoOff(!camera?.track || camera.muted);
-    tile.setMicMuted(!!audio?.muted);
+    // No microphone track once their camera is there: they have none, or
+    // muted it before it ever reached the SFU (as when rejoining muted).
+    tile.setMicMuted(audio ? audio.muted : !!camera);
 
     const wanted = new Set();
+    // The share's audio plays with the newest screen that is showing.
+    const shown = screenEntries.filter(([, t]) => !t.muted);
+    const audible = shown.length ? shown[shown.length - 1][0] : null;
     for (const [trackId, t] of screenEntries) {
       const key = `${p.peerId}/${trackId}`;
       wanted.add(key);
@@ -172,8 +196,9 @@ export class Roster {
         this.grid.add(screen.tile);
       }
       screen.tile.setName(`${p.name} (screen)`);
-      syncStream(screen.stream, [t.track]);
+      syncStream(screen.stream, [t.track, trackId === audible ? screenAudio?.track : null]);
       screen.tile.setStream(screen.stream);
+      screen.tile.el.dataset.audio = String(screen.stream.getAudioTracks().length > 0);
       screen.tile.setVideoOff(!t.track);
       // A stopped share is muted first: hide it at once.
       screen.tile.el.hidden = t.muted;

@@ -1,9 +1,12 @@
 // WebSocket signaling client for the `/ws` protocol (docs/signaling.md): one
 // socket per page, JSON text frames, keep-alive pings, and reconnection with
-// backoff whenever the connection drops or cannot be opened.
+// backoff whenever the connection drops or cannot be opened (faster while a
+// call waits for us to come back: the server keeps it only a few seconds).
 
 const PING_INTERVAL_MS = 20_000;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
+/** While a call or room waits for the rejoin (see `setUrgent`). */
+const URGENT_RETRY_DELAYS_MS = [250, 500, 1000];
 
 /** The signaling endpoint on the server that served this page. */
 export function signalingUrl(loc = window.location) {
@@ -15,8 +18,9 @@ export function signalingUrl(loc = window.location) {
  * A signaling connection that keeps itself open.
  * - `onOpen({ reconnected })`: the socket (re)opened.
  * - `onMessage(msg)`: a parsed server message.
- * - `onDown({ code, reason, wasOpen, retryInMs })`: it closed or could not
- *   open; it retries after `retryInMs`.
+ * - `onDown({ code, reason, wasOpen, retryInMs, attempt })`: it closed or
+ *   could not open; it retries after `retryInMs`. `attempt` counts the
+ *   failures since the socket was last open (1 for the first).
  */
 export class Signaling {
   constructor(url, handlers) {
@@ -28,6 +32,7 @@ export class Signaling {
     this.attempt = 0;
     this.everOpened = false;
     this.stopped = false;
+    this.urgent = false;
     window.addEventListener('online', () => this.retryNow());
   }
 
@@ -56,14 +61,29 @@ export class Signaling {
       this.pingTimer = null;
       this.ws = null;
       if (this.stopped) return;
-      const retryInMs = RETRY_DELAYS_MS[Math.min(this.attempt, RETRY_DELAYS_MS.length - 1)];
+      const delays = this.urgent ? URGENT_RETRY_DELAYS_MS : RETRY_DELAYS_MS;
+      const retryInMs = delays[Math.min(this.attempt, delays.length - 1)];
       this.attempt += 1;
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this.start();
       }, retryInMs);
-      this.handlers.onDown?.({ code: event.code, reason: event.reason, wasOpen: opened, retryInMs });
+      this.handlers.onDown?.({ code: event.code, reason: event.reason, wasOpen: opened, retryInMs, attempt: this.attempt });
     });
+  }
+
+  /** Retries quickly (at most every second) while `on`: a call is waiting for us. */
+  setUrgent(on) {
+    this.urgent = on;
+  }
+
+  /**
+   * Closes the socket and reconnects as usual. The server sees a clean
+   * close, so it removes us at once instead of keeping the session for a
+   * `resume`. For tests.
+   */
+  drop() {
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(4000, 'dropped by the client');
   }
 
   /** Reconnects at once if a retry is waiting. */

@@ -8,6 +8,8 @@
 import { icon } from './icons.js';
 
 const GAP_PX = 8;
+/** Tiles narrower than this get the compact look. */
+const COMPACT_BELOW_PX = 200;
 const QUALITY_TEXT = { good: 'Good connection', fair: 'Unstable connection', poor: 'Poor connection' };
 
 export class Tile {
@@ -185,11 +187,14 @@ export class Grid {
     this.el.dataset.tiles = String(visible.length);
     if (pip || laidOut.length === 0 || width === 0 || height === 0) {
       this.el.style.gridTemplateColumns = '';
+      this.el.classList.remove('compact');
       return;
     }
     const aspect = width / height < 0.8 ? 1 : 16 / 9;
     const { cols, tileWidth } = bestLayout(laidOut.length, width, height, aspect);
     this.el.style.gridTemplateColumns = `repeat(${cols}, ${Math.floor(tileWidth)}px)`;
+    // Small tiles (many people on a phone) get smaller labels and badges.
+    this.el.classList.toggle('compact', tileWidth < COMPACT_BELOW_PX);
     this.el.style.setProperty('--tile-aspect', String(aspect));
   }
 }

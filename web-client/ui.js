@@ -26,6 +26,7 @@ export const el = {
   copyLink: $('copy-link'),
   connState: $('conn-state'),
   grid: $('grid'),
+  callState: $('call-state'),
   sidePanel: $('side-panel'),
   panelTitle: $('panel-title'),
   panelClose: $('panel-close'),
@@ -87,6 +88,16 @@ el.errorAction.addEventListener('click', () => {
 
 export function setStatus(text) {
   el.status.textContent = text;
+}
+
+/**
+ * The banner over the video saying what the call waits for (`Reconnecting…`),
+ * or nothing (null). `kind` (signaling / media / peer) is for styling and tests.
+ */
+export function setCallState(text, kind = '') {
+  el.callState.hidden = !text;
+  el.callState.textContent = text ?? '';
+  el.callState.dataset.kind = text ? kind : '';
 }
 
 /** The server connection badge: connecting / online / offline. */

@@ -1,8 +1,10 @@
 // Helpers for the browser end-to-end tests: spawning sfu-server, launching
-// headless Chromium, joining a call as a participant, and reading WebRTC stats.
+// headless Chromium, joining a call as a participant, reading WebRTC stats,
+// and a TCP proxy whose connections a test can cut.
 
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,6 +39,47 @@ export function freeUdpPort() {
       socket.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 to `targetPort` (a page loaded through it also
+ * opens its WebSocket through it). `cut()` breaks every connection it
+ * carries with a TCP reset and no WebSocket close, as a lost network path
+ * or a restarted proxy would; new connections still go through.
+ */
+export async function startTcpProxy(targetPort) {
+  const open = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    open.add(pair);
+    const drop = () => {
+      open.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      const n = open.size;
+      for (const { client, upstream } of [...open]) {
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+      return n;
+    },
+    close() {
+      this.cut();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
 
 /** Keeps the last `max` lines written to it. */
