@@ -1,68 +1,91 @@
-// Media quality under loss: two headless Chromium peers call through the
-// SFU, first on a clean loopback (the baseline), then with 5% random loss
-// on every media datagram in both directions (publisher uplinks and
-// subscriber downlinks), dropped by nftables in this test's own network
-// namespace. The kernel here has no netem, so no delay is added.
-// The loss starts once both peers decode, and lasts the 20 s measured.
-// The SFU must repair the losses: NACKs arrive, retransmissions go out from
-// its cache, and video keeps decoding.
+// Media quality under loss and delay: two headless Chromium peers call
+// through the SFU, once on a clean path (the baseline) and once with 5%
+// random loss and 40 ms delay on every datagram in each direction of both
+// legs (publisher <-> SFU and SFU <-> subscriber), 20 s measured each.
+//
+// The impairment comes from a userspace UDP relay (impair.mjs), because the
+// kernel here has neither netem nor NFQUEUE. The SFU binds its media on
+// 127.0.0.1 (--media-bind-ip) and advertises 127.0.0.2 (--public-ip); the
+// relay listens on 127.0.0.2 and forwards to 127.0.0.1, so every UDP
+// datagram of every peer (STUN, DTLS, RTP, RTCP) crosses it. (The ICE-TCP
+// candidate is advertised on 127.0.0.2 too, where nothing listens, so media
+// stays on UDP; the test checks that Bob's selected pair goes to the relay.)
+// The baseline crosses the same relay with 0% loss and 0 ms delay, so that
+// the two calls differ only in the impairment.
+//
+// The 40 ms delay applies from the first datagram, so ICE and DTLS set up
+// through it. The loss starts once both peers decode video: with the loss
+// from the start, about one call set-up in eight never completed: when one
+// of the SFU's DTLS handshake flights is lost (seen: ServerHello ...
+// ServerHelloDone), the SFU never sends it again, however often the browser
+// retransmits its own flight. What is measured is how the SFU repairs media.
+//
+// Asserted: Bob's framesDecoded over the 20 s is at least 80% of the
+// baseline's and his freezeCount at most 8; the SFU's /metrics count NACKs
+// in and retransmissions out; Bob's ICE round-trip time (candidate-pair
+// currentRoundTripTime) is 80 ms or more, so the delay is real. The SFU
+// NACKs publishers for their own uplink losses, so "no NACK forwarded
+// upstream" is checked by a third call, 10 s with the same delay and 5%
+// loss on the SFU -> browser datagrams only: the SFU receives NACKs and
+// retransmits, and must send no NACK at all.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { after, before, describe, it } from 'node:test';
+import { startImpairRelay } from './impair.mjs';
 import {
   fetchMetrics,
   freeUdpPort,
   inLoopbackOnlyNamespace,
   joinCall,
   launchBrowser,
+  sleep,
   startServer,
   waitFor,
 } from './lib.mjs';
 
 const RUN_MS = 20_000;
-const LOSS_PERCENT = 5;
-const TABLE = `sfu_loss_${process.pid}`;
+const LOSS = 0.05;
+const DELAY_MS = 40;
+/** The downlink-only call is measured for this long. */
+const DOWNLINK_ONLY_MS = 10_000;
+/** The SFU binds media here and advertises PUBLIC_IP, where the relay listens. */
+const MEDIA_BIND_IP = '127.0.0.1';
+const PUBLIC_IP = '127.0.0.2';
+/**
+ * Bob's freezes (inbound-rtp freezeCount: a frame more than ~200 ms late at
+ * 20 fps) allowed in the 20 s under loss. Each packet lost on a publisher's
+ * uplink is repaired over two hops (SFU NACK, publisher RTX, then on to
+ * Bob) with 80 ms of round trip, which is often that late; with loss on the
+ * downlinks only, freezes stay about as rare as in the baseline. Measured
+ * 0-19 over 15 runs on a shared 2-core machine, more than 8 in 5 of them
+ * (BENCHMARKS.md).
+ */
+const MAX_FREEZES = 8;
 
-function nft(...args) {
-  execFileSync('nft', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function addLoss(udpPort) {
-  nft('add', 'table', 'inet', TABLE);
-  nft('add', 'chain', 'inet', TABLE, 'out', '{ type filter hook output priority 0; }');
-  for (const dir of ['sport', 'dport']) {
-    nft('add', 'rule', 'inet', TABLE, 'out', 'udp', dir, String(udpPort), 'numgen', 'random', 'mod', '100', '<', String(LOSS_PERCENT), 'drop');
-  }
-}
-
-function removeLoss() {
-  try {
-    nft('delete', 'table', 'inet', TABLE);
-  } catch {
-    // not created
-  }
-}
-
-/** NACKs Alice's camera received (outbound-rtp nackCount). */
-function nacksReceived(page) {
+/**
+ * Alice's camera as a publisher: NACKs it received, frames it encoded, and
+ * packets it sent and retransmitted (outbound-rtp, all simulcast layers).
+ */
+function publisherStats(page) {
   return page.evaluate(async () => {
-    if (!window.sfu?.pc) return 0;
-    let n = 0;
+    const v = { nackCount: 0, framesEncoded: 0, packetsSent: 0, retransmittedPacketsSent: 0 };
+    if (!window.sfu?.pc) return v;
     (await window.sfu.pc.getStats()).forEach((s) => {
-      if (s.type === 'outbound-rtp' && s.kind === 'video') n += s.nackCount ?? 0;
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        for (const k of Object.keys(v)) v[k] += s[k] ?? 0;
+      }
     });
-    return n;
+    return v;
   });
 }
 
-/** Bob's view of Alice's video, and both sides' audio/video RTP figures. */
+/** Bob's view of Alice's video. */
 function videoStats(page) {
   return page.evaluate(async () => {
-    if (!window.sfu?.pc) return { framesDecoded: 0, freezeCount: 0, packetsLost: 0, packetsReceived: 0, nackCount: 0 };
-    const report = await window.sfu.pc.getStats();
-    const v = { framesDecoded: 0, freezeCount: 0, packetsLost: 0, packetsReceived: 0, nackCount: 0 };
-    report.forEach((s) => {
+    const v = { framesDecoded: 0, freezeCount: 0, totalFreezesDuration: 0, packetsLost: 0, packetsReceived: 0, nackCount: 0 };
+    if (!window.sfu?.pc) return v;
+    (await window.sfu.pc.getStats()).forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         for (const k of Object.keys(v)) v[k] += s[k] ?? 0;
       }
@@ -71,54 +94,135 @@ function videoStats(page) {
   });
 }
 
+/**
+ * Round-trip times Bob's browser measured, in ms: the selected candidate
+ * pair's (STUN consent checks) and, where the SFU's receiver reports allow
+ * it, remote-inbound-rtp's; and the remote candidate Bob sends to.
+ */
+function rttStats(page) {
+  return page.evaluate(async () => {
+    const out = { iceRttMs: null, remoteInboundRttMs: [], remote: null };
+    if (!window.sfu?.pc) return out;
+    const report = await window.sfu.pc.getStats();
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+      if (s.type === 'remote-inbound-rtp' && s.roundTripTime !== undefined) {
+        out.remoteInboundRttMs.push(Math.round(s.roundTripTime * 1000));
+      }
+    });
+    if (pair) {
+      if (pair.currentRoundTripTime !== undefined) out.iceRttMs = Math.round(pair.currentRoundTripTime * 1000);
+      const r = report.get(pair.remoteCandidateId);
+      if (r) out.remote = `${r.address ?? r.ip}:${r.port}/${r.protocol}`;
+    }
+    return out;
+  });
+}
+
 function metric(text, series) {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.split(' ')[1]) : NaN;
 }
 
-/** One 20 s call between Alice and Bob; returns Bob's video figures over it and the server's counters. */
-async function runCall(browser, lossy) {
+async function serverCounters(url) {
+  const text = await fetchMetrics(url);
+  return {
+    nacksIn: metric(text, 'sfu_rtcp_packets_total{direction="in",type="nack"}'),
+    nacksOut: metric(text, 'sfu_rtcp_packets_total{direction="out",type="nack"}'),
+    retransmissions: metric(text, 'sfu_retransmissions_total'),
+    tooLate: metric(text, 'sfu_packets_dropped_total{reason="too_late_for_retransmission"}'),
+  };
+}
+
+const minus = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - b[k]]));
+
+/** Connection and DTLS states of a page's peer connection, for a failure message. */
+function connectionStates(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu?.pc;
+    if (!pc) return null;
+    const dtls = [];
+    (await pc.getStats()).forEach((s) => s.type === 'transport' && dtls.push(s.dtlsState));
+    return { connection: pc.connectionState, ice: pc.iceConnectionState, dtls };
+  });
+}
+
+/**
+ * One call between Alice and Bob through the relay: `delayMs` each way
+ * from the first datagram, and `loss` ({ toServer, toClient }) once both
+ * decode video. Returns Bob's video figures over the `runMs` measured
+ * from then, the RTTs, and the SFU's and the relay's counters.
+ */
+async function runCall(browser, label, { delayMs, loss, runMs = RUN_MS }) {
   const udpPort = await freeUdpPort();
-  const server = await startServer({ udpPort });
+  const relay = await startImpairRelay({
+    listen: { host: PUBLIC_IP, port: udpPort },
+    target: { host: MEDIA_BIND_IP, port: udpPort },
+    toServer: { loss: 0, delayMs },
+    toClient: { loss: 0, delayMs },
+  });
+  let server;
   const people = [];
   try {
-    const room = `loss-${lossy ? 'on' : 'off'}-${Math.random().toString(36).slice(2, 8)}`;
+    server = await startServer({ udpPort, host: PUBLIC_IP, extraArgs: ['--media-bind-ip', MEDIA_BIND_IP] });
+    const room = `loss-${label}-${Math.random().toString(36).slice(2, 8)}`;
+    const joinedAt = Date.now();
     people.push(await joinCall(browser, server.url, room, 'Alice'));
     people.push(await joinCall(browser, server.url, room, 'Bob'));
-    const bob = people[1];
-    await waitFor(async () => ({ ok: (await videoStats(bob.page)).framesDecoded > 0 }), {
-      timeoutMs: 20_000,
-      describe: () => `Bob decoded no frame\n${server.output}\n--- Bob ---\n${bob.logs}`,
-    });
-    // Loss starts once the call is up: what is measured is how the SFU
-    // repairs media, not how ICE and DTLS set-up copes with loss.
-    if (lossy) addLoss(udpPort);
-    const start = await videoStats(bob.page);
-    const aliceNacksBefore = await nacksReceived(people[0].page);
-    await new Promise((r) => setTimeout(r, RUN_MS));
-    const end = await videoStats(bob.page);
-    const aliceNacks = (await nacksReceived(people[0].page)) - aliceNacksBefore;
-    const metrics = await fetchMetrics(server.url);
-    const delta = Object.fromEntries(Object.keys(end).map((k) => [k, end[k] - start[k]]));
-    return {
-      bob: delta,
-      aliceNacks,
-      server: {
-        nacksIn: metric(metrics, 'sfu_rtcp_packets_total{direction="in",type="nack"}'),
-        nacksOut: metric(metrics, 'sfu_rtcp_packets_total{direction="out",type="nack"}'),
-        retransmissions: metric(metrics, 'sfu_retransmissions_total'),
-        tooLate: metric(metrics, 'sfu_packets_dropped_total{reason="too_late_for_retransmission"}'),
+    const [alice, bob] = people;
+    await waitFor(
+      async () => {
+        const decoded = await Promise.all(people.map(async (p) => (await videoStats(p.page)).framesDecoded));
+        return { ok: decoded.every((n) => n > 0), decoded };
       },
-      output: server.output,
+      {
+        timeoutMs: 30_000,
+        describe: (last) =>
+          `frames decoded (Alice, Bob): ${last.decoded}; relay ${JSON.stringify(relay.stats())}\n${server.output}\n--- Alice ---\n${alice.logs}\n--- Bob ---\n${bob.logs}`,
+      },
+    ).catch(async (err) => {
+      const states = await Promise.all(people.map((p) => connectionStates(p.page)));
+      err.message += `\nconnection states (Alice, Bob): ${JSON.stringify(states)}`;
+      throw err;
+    });
+    const setupMs = Date.now() - joinedAt;
+    // Loss starts once both peers decode (see the header); the delay has
+    // applied since the first datagram.
+    relay.configure({ toServer: { loss: loss.toServer }, toClient: { loss: loss.toClient } });
+
+    const start = await videoStats(bob.page);
+    const serverStart = await serverCounters(server.url);
+    const aliceStart = await publisherStats(alice.page);
+    const relayStart = relay.stats();
+    await sleep(runMs);
+    const end = await videoStats(bob.page);
+    const serverEnd = await serverCounters(server.url);
+    const aliceEnd = await publisherStats(alice.page);
+    const relayEnd = relay.stats();
+    const rtt = await rttStats(bob.page);
+    return {
+      setupMs,
+      loadAverage: loadavg()[0],
+      bob: minus(end, start),
+      rtt,
+      alice: minus(aliceEnd, aliceStart),
+      server: minus(serverEnd, serverStart),
+      relay: {
+        toServer: minus(relayEnd.toServer, relayStart.toServer),
+        toClient: minus(relayEnd.toClient, relayStart.toClient),
+        flows: relayEnd.flows.length,
+        errors: relayEnd.errors,
+      },
     };
   } finally {
-    removeLoss();
     for (const p of people) await p.context.close().catch(() => {});
-    await server.stop();
+    await server?.stop();
+    await relay.stop();
   }
 }
 
-describe('video through the SFU under 5% loss on both legs', { skip: !inLoopbackOnlyNamespace() && 'needs a loopback-only network namespace (run through .ci/run)' }, () => {
+describe('video through the SFU under 5% loss and 40 ms delay on both legs', { skip: !inLoopbackOnlyNamespace() && 'needs a loopback-only network namespace (run through .ci/run)' }, () => {
   let browser;
   const results = {};
 
@@ -128,28 +232,50 @@ describe('video through the SFU under 5% loss on both legs', { skip: !inLoopback
 
   after(async () => {
     await browser?.close().catch(() => {});
-    if (results.baseline && results.lossy) {
-      console.log(`loss figures: ${JSON.stringify({ baseline: results.baseline.bob, lossy: results.lossy.bob, aliceNacks: results.lossy.aliceNacks, server: results.lossy.server })}`);
-    }
+    console.log(`loss figures: ${JSON.stringify(results)}`);
   });
 
-  it('baseline: no loss', { timeout: 90_000 }, async () => {
-    results.baseline = await runCall(browser, false);
-    const { bob } = results.baseline;
+  it('baseline: the same relay, no loss and no delay', { timeout: 120_000 }, async () => {
+    results.baseline = await runCall(browser, 'baseline', { delayMs: 0, loss: { toServer: 0, toClient: 0 } });
+    const { bob, rtt, relay } = results.baseline;
     assert.ok(bob.framesDecoded > 200, `baseline framesDecoded over 20 s: ${bob.framesDecoded}`);
+    assert.ok(rtt.remote?.startsWith(`${PUBLIC_IP}:`), `Bob's media does not go to the relay: ${JSON.stringify(rtt)}`);
+    assert.ok(relay.toClient.forwarded > 1000 && relay.toServer.forwarded > 1000, `relay ${JSON.stringify(relay)}`);
   });
 
-  it('5% loss: NACKs are answered from the cache and video keeps up', { timeout: 90_000 }, async () => {
-    results.lossy = await runCall(browser, true);
-    const { bob, server } = results.lossy;
-    const base = results.baseline.bob.framesDecoded;
+  it('5% loss and 40 ms delay each way on both legs: NACKs are answered and video keeps up', { timeout: 120_000 }, async () => {
+    results.impaired = await runCall(browser, 'impaired', { delayMs: DELAY_MS, loss: { toServer: LOSS, toClient: LOSS } });
+    const { bob, rtt, server, relay } = results.impaired;
+    const base = results.baseline?.bob.framesDecoded;
+    assert.ok(base, 'no baseline');
+
+    // The impairment is real: datagrams were dropped both ways, and the
+    // round trip grew by the two 40 ms delays.
+    assert.ok(rtt.remote?.startsWith(`${PUBLIC_IP}:`), `Bob's media does not go to the relay: ${JSON.stringify(rtt)}`);
+    assert.ok(relay.toServer.dropped > 0 && relay.toClient.dropped > 0, `relay ${JSON.stringify(relay)}`);
+    assert.deepEqual(relay.errors, [], 'the relay failed to send');
+    assert.ok(rtt.iceRttMs >= 2 * DELAY_MS, `Bob's ICE RTT ${rtt.iceRttMs} ms with ${DELAY_MS} ms each way`);
+
     assert.ok(bob.framesDecoded >= 0.8 * base, `framesDecoded ${bob.framesDecoded} vs baseline ${base}`);
-    assert.ok(bob.freezeCount <= 3, `freezeCount ${bob.freezeCount}`);
+    assert.ok(bob.freezeCount <= MAX_FREEZES, `freezeCount ${bob.freezeCount} (at most ${MAX_FREEZES})`);
     assert.ok(bob.nackCount > 0, `Bob sent no NACK: ${JSON.stringify(bob)}`);
     assert.ok(server.nacksIn > 0, `server counted no NACK in: ${JSON.stringify(server)}`);
     assert.ok(server.retransmissions > 0, `no retransmission: ${JSON.stringify(server)}`);
-    // NACKs the SFU sends publishers for uplink loss (rtc's generator) are
-    // reported in the figures; that subscribers' NACKs never go upstream is
-    // shown by the simulation test, where only the downlink loses packets.
+  });
+
+  it('5% loss on the downlinks only: NACKs are answered, none goes upstream', { timeout: 120_000 }, async () => {
+    // Publishers' datagrams all arrive, so the SFU has nothing of its own
+    // to NACK: any NACK it sends would be a subscriber's passed upstream.
+    results.downlinkOnly = await runCall(browser, 'downlink', {
+      delayMs: DELAY_MS,
+      loss: { toServer: 0, toClient: LOSS },
+      runMs: DOWNLINK_ONLY_MS,
+    });
+    const { server, relay, rtt } = results.downlinkOnly;
+    assert.ok(rtt.remote?.startsWith(`${PUBLIC_IP}:`), `Bob's media does not go to the relay: ${JSON.stringify(rtt)}`);
+    assert.ok(relay.toClient.dropped > 0 && relay.toServer.dropped === 0, `relay ${JSON.stringify(relay)}`);
+    assert.ok(server.nacksIn > 0, `no NACK in: ${JSON.stringify(server)}`);
+    assert.ok(server.retransmissions > 0, `no retransmission: ${JSON.stringify(server)}`);
+    assert.equal(server.nacksOut, 0, `the SFU sent NACKs upstream: ${JSON.stringify(server)}`);
   });
 });
