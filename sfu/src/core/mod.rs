@@ -11,6 +11,7 @@
 
 mod admin;
 pub mod audio_level;
+pub mod codecs;
 pub mod dedup;
 pub mod deliver_rtcp;
 pub mod demux;

@@ -67,7 +67,7 @@ pub fn build_peer_connection(
 ) -> Result<RTCPeerConnection, RtcError> {
     let (disconnected, failed) = ice_timeouts(consent_timeout);
     let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs()?;
+    super::codecs::register_codecs(&mut media_engine)?;
     // The default chain (NACK responder and generator, RTCP reports, TWCC
     // receiver) plus our marker, application-ward of all of them, so that
     // keyframe requests and receiver reports from subscribers reach the core.
