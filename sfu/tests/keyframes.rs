@@ -82,3 +82,24 @@ fn no_delta_frame_reaches_a_subscriber_before_a_keyframe() {
     // the track (his subscription to it did not exist yet).
     assert_eq!(sim.video_from(early, alice).len(), 69);
 }
+
+#[test]
+fn a_video_back_from_a_stall_gets_a_keyframe_request_at_once() {
+    let (mut sim, alice, _bob) = Sim::pair();
+    sim.send_frames(alice, 1, 30);
+    sim.advance(Duration::from_millis(600));
+    let before = sim.clients[alice].plis_received;
+    // Alice's path is cut for 2.5 s; nothing asks for a keyframe meanwhile.
+    sim.advance(Duration::from_millis(2_500));
+    assert_eq!(sim.clients[alice].plis_received, before);
+    sim.send_frames(alice, 31, 1);
+    assert_eq!(
+        sim.clients[alice].plis_received,
+        before + 1,
+        "her first packet after the stall brings a PLI back"
+    );
+    // A normal gap between frames does not.
+    sim.advance(Duration::from_millis(600));
+    sim.send_frames(alice, 32, 5);
+    assert_eq!(sim.clients[alice].plis_received, before + 1);
+}

@@ -19,6 +19,11 @@ use super::ids::{MediaKind, PeerId, TrackId};
 use super::quality::Transport;
 use super::Core;
 
+/// A video layer silent this long and then back gets a keyframe request.
+/// Longer than the gaps of a slow screen share, shorter than any outage
+/// people notice.
+pub const STALL_KEYFRAME_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Core {
     /// One RTP packet of a publisher's track: forward it to every subscriber.
     pub(super) fn on_rtp(
@@ -64,6 +69,13 @@ impl Core {
         }
         let size_in = packet.header.marshal_size() + packet.payload.len();
         layer.bytes += size_in as u64;
+        // A layer that comes back after a stall (the publisher's path was
+        // cut) left its subscribers with a hole no retransmission fills in
+        // time: ask for a fresh keyframe at once rather than wait for
+        // theirs.
+        let resumed = layer
+            .last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) >= STALL_KEYFRAME_AFTER);
         layer.last_packet = Some(now);
         if let Some(level) = track
             .audio_level_extension
@@ -160,7 +172,7 @@ impl Core {
                 dirty.push(*subscriber);
             }
         }
-        if needs_keyframe {
+        if needs_keyframe || (resumed && track.kind == MediaKind::Video) {
             // Throttled per layer: asking on every held-back packet is free.
             self.request_keyframe(now, track_id, layer_index);
         }
