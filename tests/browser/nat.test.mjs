@@ -170,6 +170,7 @@ describe('calls across NAT, blocked UDP and TURN', { skip }, () => {
         { timeoutMs: 20_000, intervalMs: 250, describe: (v) => `Bob framesDecoded ${v.f} (was ${base})\n${alice.logs}\n${bob.logs}\n${server.output}` },
       );
       const resumedMs = Date.now() - restoredAt;
+      if (process.env.NAT_DEBUG) console.log(`${alice.logs}\n${bob.logs}\n${server.output}`);
       const restarts = alice.logs.toString().split('restarting ICE').length - 1;
       console.log(`path cut 3 s: video resumed ${resumedMs} ms after the path came back; ICE restarts by Alice: ${restarts}`);
       assert.ok(resumedMs <= 5000, `video resumed only after ${resumedMs} ms`);

@@ -50,6 +50,13 @@ pub fn ice_timeouts(consent_timeout: Duration) -> (Duration, Duration) {
     (disconnected, total - disconnected)
 }
 
+/// A packet lost on a publisher's uplink is NACKed at most this many
+/// times (100 ms apart): enough for a retransmission to get through a lossy
+/// path, and a bound on what one hole can cost. Without a bound, `rtc`'s
+/// generator asks for a packet forever when the retransmission never
+/// reaches it (for example one dropped as an SRTP replay).
+pub const MAX_NACKS_PER_PACKET: u16 = 4;
+
 /// Where each subscriber's bandwidth estimate starts, in bits per second:
 /// a typical camera layer, so that a constrained downlink shows as the
 /// estimate falling and a free one as it holding or rising.
@@ -94,7 +101,12 @@ pub fn build_peer_connection(
     )?;
     let registry = Registry::new()
         .with(Slot::from(14_000), DeliverRtcp::new(is_feedback))
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
+                .build(),
+        );
     // Transport-wide congestion control both ways: TWCC sequence numbers on
     // what we send and feedback on what we receive, and a GCC estimator per
     // connection fed by the subscriber's TWCC feedback. Its estimate is the
