@@ -206,3 +206,69 @@ fn ice_tcp_is_advertised_and_answered_over_tcp() {
     sim.core.tcp_closed(browser);
     assert!(!sim.core.is_routed(TransportProtocol::TCP, browser));
 }
+
+#[test]
+fn a_lost_dtls_flight_from_the_sfu_is_sent_again() {
+    let mut sim = Sim::new();
+    let alice = sim.add_client("alice", true);
+    sim.join(alice, "room");
+    // The SFU's HelloVerifyRequest is lost, then its ServerHello ...
+    // ServerHelloDone flight.
+    sim.dtls_loss = Some((alice, 0, 1));
+    let start = sim.now;
+    for _ in 0..3000 {
+        if sim.clients[alice].connected {
+            break;
+        }
+        sim.advance(Duration::from_millis(5));
+    }
+    eprintln!("connected after {:?}", sim.now - start);
+    assert_eq!(sim.dtls_loss, Some((alice, 0, 0)), "a flight was dropped");
+    assert!(
+        sim.clients[alice].connected,
+        "the handshake recovered within 15 virtual seconds"
+    );
+    sim.dtls_loss = None;
+    let bob = sim.add_client("bob", false);
+    sim.dtls_loss = Some((bob, 1, 1));
+    sim.join(bob, "room");
+    sim.connect_all();
+}
+
+#[test]
+fn a_browsers_quick_client_hello_retries_do_not_stall_the_handshake() {
+    let mut sim = Sim::new();
+    let alice = sim.add_client("alice", true);
+    // The SFU's flight 4 (after its HelloVerifyRequest) is lost, and (as
+    // Chromium does, every 100 ms or so, before the SFU's 1 s timer) the
+    // client repeats its ClientHello.
+    sim.dtls_loss = Some((alice, 1, 1));
+    sim.join(alice, "room");
+    let start = sim.now;
+    let mut record_seq = 100u64;
+    for step in 0..3000 {
+        if sim.clients[alice].connected {
+            break;
+        }
+        if step % 20 == 0 && step < 600 {
+            if let Some((source, mut hello)) = sim.last_client_hello.clone() {
+                // A retransmission: the same message in a new record.
+                record_seq += 1;
+                hello[5..11].copy_from_slice(&record_seq.to_be_bytes()[2..]);
+                sim.core.handle_datagram(sim.now, source, hello);
+                sim.pump();
+            }
+        }
+        sim.advance(Duration::from_millis(5));
+    }
+    eprintln!(
+        "connected after {:?}; repeats dropped: {}",
+        sim.now - start,
+        sim.core.snapshot().counters.dtls_repeats_dropped
+    );
+    assert_eq!(sim.dtls_loss, Some((alice, 0, 0)), "a flight was dropped");
+    assert!(
+        sim.clients[alice].connected,
+        "the handshake recovered within 15 virtual seconds"
+    );
+}

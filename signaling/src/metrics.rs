@@ -326,6 +326,12 @@ fn media_registry(s: &Snapshot) -> Registry {
         "Messages telling a publisher which simulcast layers to keep encoding",
         c.dynacast_changes,
     );
+    counter(
+        &r,
+        "sfu_dtls_repeats_dropped_total",
+        "Repeated DTLS ClientHellos dropped so that the server's own retransmission timer runs",
+        c.dtls_repeats_dropped,
+    );
     let tcp = &s.ice_tcp;
     gauge(
         &r,

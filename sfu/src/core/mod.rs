@@ -15,6 +15,7 @@ pub mod codecs;
 pub mod dedup;
 pub mod deliver_rtcp;
 pub mod demux;
+pub mod dtls_guard;
 pub mod forwarder;
 pub mod histogram;
 pub mod ids;
@@ -420,6 +421,15 @@ impl Core {
             self.counters.datagrams_unrouted += 1;
             return;
         };
+        if let Some(digest) = dtls_guard::client_hello_digest(&data) {
+            if peer.client_hellos.contains(&digest) {
+                self.counters.dtls_repeats_dropped += 1;
+                return;
+            }
+            if peer.client_hellos.len() < 4 {
+                peer.client_hellos.push(digest);
+            }
+        }
         let input = TaggedBytesMut {
             now,
             transport: TransportContext {

@@ -61,6 +61,8 @@ pub struct Peer {
     /// Its last SDP negotiated transport-wide congestion control; without
     /// it, its downlink estimate comes from its REMB messages.
     pub twcc: bool,
+    /// Digests of the DTLS ClientHellos handed to `rtc` (`dtls_guard`).
+    pub client_hellos: Vec<u64>,
 }
 
 impl Peer {
@@ -96,6 +98,7 @@ impl Peer {
             dirty: false,
             relay_addrs: Vec::new(),
             twcc: false,
+            client_hellos: Vec::new(),
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct Counters {
     pub layer_switches: u64,
     /// Dynacast messages sent to publishers.
     pub dynacast_changes: u64,
+    /// Repeated DTLS ClientHellos dropped (`dtls_guard`).
+    pub dtls_repeats_dropped: u64,
 }
 
 impl Counters {
@@ -216,6 +218,7 @@ impl Snapshot {
         a.layer_changes += b.layer_changes;
         a.layer_switches += b.layer_switches;
         a.dynacast_changes += b.dynacast_changes;
+        a.dtls_repeats_dropped += b.dtls_repeats_dropped;
         for (x, y) in a.leaves.iter_mut().zip(b.leaves.iter()) {
             *x += y;
         }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -98,6 +98,11 @@ pub struct Sim {
     /// New clients negotiate transport-wide congestion control (default
     /// on); without it they report their downlink with REMB.
     pub twcc: bool,
+    /// Drops DTLS datagrams from the SFU to a client (a lost handshake
+    /// flight): to client `.0`, after letting `.1` through, the next `.2`.
+    pub dtls_loss: Option<(usize, usize, usize)>,
+    /// The last DTLS ClientHello datagram a client sent, to replay.
+    pub last_client_hello: Option<(SocketAddr, BytesMut)>,
 }
 
 pub fn vp8() -> RTCRtpCodec {
@@ -136,6 +141,8 @@ impl Sim {
             deliver_rtcp: true,
             downlink_loss: None,
             twcc: true,
+            dtls_loss: None,
+            last_client_hello: None,
         }
     }
 
@@ -347,6 +354,22 @@ impl Sim {
                         continue;
                     }
                 }
+                if let Some((client, skip, remaining)) = self.dtls_loss.as_mut() {
+                    let to_client = self
+                        .clients
+                        .get(*client)
+                        .is_some_and(|c| c.addr == t.destination);
+                    // RFC 7983: DTLS records start with 20..=63.
+                    let dtls = t.data.first().is_some_and(|b| (20..=63).contains(b));
+                    if to_client && dtls {
+                        if *skip > 0 {
+                            *skip -= 1;
+                        } else if *remaining > 0 {
+                            *remaining -= 1;
+                            continue;
+                        }
+                    }
+                }
                 if let Some(c) = self
                     .clients
                     .iter_mut()
@@ -380,6 +403,10 @@ impl Sim {
             }
             for (source, data) in datagrams {
                 moved = true;
+                // Record type 22 (handshake), epoch 0, handshake type 1.
+                if data.len() > 13 && data[0] == 22 && data[3..5] == [0, 0] && data[13] == 1 {
+                    self.last_client_hello = Some((source, BytesMut::from(&data[..])));
+                }
                 self.core.handle_datagram(self.now, source, data);
             }
             if !moved {
