@@ -329,7 +329,7 @@ fn media_registry(s: &Snapshot) -> Registry {
     counter(
         &r,
         "sfu_dtls_repeats_dropped_total",
-        "Repeated DTLS ClientHellos dropped so that the server's own retransmission timer runs",
+        "DTLS ClientHellos repeated after the SFU's ServerHello, dropped so that its retransmission timer runs",
         c.dtls_repeats_dropped,
     );
     let tcp = &s.ice_tcp;

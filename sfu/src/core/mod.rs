@@ -421,14 +421,9 @@ impl Core {
             self.counters.datagrams_unrouted += 1;
             return;
         };
-        if let Some(digest) = dtls_guard::client_hello_digest(&data) {
-            if peer.client_hellos.contains(&digest) {
-                self.counters.dtls_repeats_dropped += 1;
-                return;
-            }
-            if peer.client_hellos.len() < 4 {
-                peer.client_hellos.push(digest);
-            }
+        if peer.server_hello_sent && dtls_guard::is_client_hello(&data) {
+            self.counters.dtls_repeats_dropped += 1;
+            return;
         }
         let input = TaggedBytesMut {
             now,
@@ -620,6 +615,9 @@ impl Core {
         };
         let mut pinned = false;
         while let Some(out) = peer.pc.poll_write() {
+            if !peer.server_hello_sent && dtls_guard::is_server_hello(&out.message) {
+                peer.server_hello_sent = true;
+            }
             let destination = out.transport.peer_addr;
             let protocol = out.transport.transport_protocol;
             if pin == Some((protocol, destination)) {

@@ -61,8 +61,9 @@ pub struct Peer {
     /// Its last SDP negotiated transport-wide congestion control; without
     /// it, its downlink estimate comes from its REMB messages.
     pub twcc: bool,
-    /// Digests of the DTLS ClientHellos handed to `rtc` (`dtls_guard`).
-    pub client_hellos: Vec<u64>,
+    /// Its DTLS ServerHello has gone out: ClientHellos are dropped from
+    /// then on (`dtls_guard`).
+    pub server_hello_sent: bool,
 }
 
 impl Peer {
@@ -98,7 +99,7 @@ impl Peer {
             dirty: false,
             relay_addrs: Vec::new(),
             twcc: false,
-            client_hellos: Vec::new(),
+            server_hello_sent: false,
         }
     }
 }

@@ -90,7 +90,7 @@ pub struct Counters {
     pub layer_switches: u64,
     /// Dynacast messages sent to publishers.
     pub dynacast_changes: u64,
-    /// Repeated DTLS ClientHellos dropped (`dtls_guard`).
+    /// DTLS ClientHellos dropped after the ServerHello went out (`dtls_guard`).
     pub dtls_repeats_dropped: u64,
 }
 
