@@ -14,11 +14,9 @@
 // the two calls differ only in the impairment.
 //
 // The 40 ms delay applies from the first datagram, so ICE and DTLS set up
-// through it. The loss starts once both peers decode video: with the loss
-// from the start, about one call set-up in eight never completed: when one
-// of the SFU's DTLS handshake flights is lost (seen: ServerHello ...
-// ServerHelloDone), the SFU never sends it again, however often the browser
-// retransmits its own flight. What is measured is how the SFU repairs media.
+// through it. The loss starts once both peers decode video, so that what
+// is measured is how the SFU repairs media (set-up under loss has its own
+// test, setup_loss.test.mjs).
 //
 // Asserted: Bob's framesDecoded over the 20 s is at least 80% of the
 // baseline's and his freezeCount at most 8; the SFU's /metrics count NACKs
