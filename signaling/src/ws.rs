@@ -25,7 +25,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use sfu::core::{PeerId, Signal};
 use sfu::worker::WorkerError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -102,6 +102,8 @@ enum Ending {
 /// that a caller who vanished ends the call for the other within 10 s
 /// (after [`IDLE_TIMEOUT`] noticed).
 const CALL_RESUME_GRACE: Duration = Duration::from_secs(3);
+/// How long a `resume` waits for a taken-over session to be parked.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 /// Messages queued for a parked session beyond this end it.
 const PARKED_OUTBOX_LIMIT: usize = 512;
 
@@ -140,6 +142,8 @@ pub struct Session {
     request: Option<&'static str>,
     /// What a new socket presents to take this session over.
     resume_token: Option<String>,
+    /// Fires when a new socket takes this session over.
+    takeover: Option<oneshot::Receiver<()>>,
 }
 
 async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
@@ -206,6 +210,10 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
                 }
                 Next::Continue
             },
+            _ = next_takeover(&mut s.takeover) => {
+                tracing::info!("taken over by a new socket");
+                break Ending::Lost(None);
+            },
             _ = shutdown.changed() => break Ending::Closed(Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()))),
         };
         if send_outbox(&mut sink, &mut s.outbox).await.is_err() {
@@ -225,6 +233,10 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
         Ending::Closed(close) => (false, close),
         Ending::Lost(close) => (true, close),
     };
+    s.takeover = None;
+    if let Some(token) = &s.resume_token {
+        state.parked.detach(token);
+    }
     let grace = if lost { s.resume_grace() } else { None };
     // Release the call ID first: the other party of a call learns at once.
     if grace.is_none() {
@@ -316,6 +328,20 @@ async fn park(mut s: Session, grace: Duration) {
     s.end().await;
 }
 
+/// Resolves when a takeover is asked for; pending forever without one (or
+/// once its sender is gone).
+async fn next_takeover(rx: &mut Option<oneshot::Receiver<()>>) {
+    match rx {
+        Some(r) => {
+            if r.await.is_err() {
+                *rx = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The next item of an optional channel; pending forever without one.
 async fn next_item<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
@@ -357,6 +383,7 @@ impl Session {
             last_seen: Instant::now(),
             request: None,
             resume_token: None,
+            takeover: None,
         }
     }
 
@@ -403,13 +430,23 @@ impl Session {
                 "resume must come before join and register",
             );
         }
-        let Some(mut parked) = self.state.parked.claim(&token).await else {
+        let mut parked = self.state.parked.claim(&token).await;
+        if parked.is_none() && self.state.parked.take_over(&token) {
+            // Its old socket lets go and parks it: claim it as soon as it is.
+            let deadline = Instant::now() + TAKEOVER_WAIT;
+            while parked.is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                parked = self.state.parked.claim(&token).await;
+            }
+        }
+        let Some(mut parked) = parked else {
             return self.error(
                 "resume_failed",
                 "no session to resume: it ended or the token is wrong; join again",
             );
         };
         parked.last_seen = Instant::now();
+        parked.takeover = Some(self.state.parked.attach(token));
         std::mem::swap(self, &mut parked);
         let (Some(room), Some(peer)) = (self.room.clone(), self.peer) else {
             return self.error("resume_failed", "the session has ended; join again");
@@ -611,6 +648,7 @@ impl Session {
                 self.signals = Some(signals);
                 let token = crate::random_token();
                 self.resume_token = Some(token.clone());
+                self.takeover = Some(self.state.parked.attach(token.clone()));
                 self.outbox.push(ServerMessage::Joined {
                     room,
                     peer_id: joined.peer_id.to_string(),
@@ -631,7 +669,10 @@ impl Session {
         let Some(peer) = self.peer.take() else {
             return self.error("not_joined", "leave before join");
         };
-        self.resume_token = None;
+        if let Some(token) = self.resume_token.take() {
+            self.state.parked.detach(&token);
+        }
+        self.takeover = None;
         self.muted.clear();
         self.pending_sources.clear();
         self.sources.clear();

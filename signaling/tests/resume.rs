@@ -75,15 +75,22 @@ async fn a_lost_socket_is_resumed_without_anyone_seeing_a_leave() {
     assert_eq!(metric(&m, "sfu_ws_parked_sessions"), Some(0.0));
     assert_eq!(metric(&m, "sfu_peers"), Some(3.0));
 
-    // The token works again after a second break, and only once each time.
+    // The token works again after a second break; the newest socket that
+    // presents it holds the session.
     drop(alice);
     wait_for_metric(server.http_addr, "sfu_ws_parked_sessions", 1.0).await;
     let mut again = connect(server.http_addr).await;
     send_json(&mut again, &json!({"type": "resume", "token": token})).await;
     assert_eq!(recv_json(&mut again).await["type"], "resumed");
-    let mut thief = connect(server.http_addr).await;
-    send_json(&mut thief, &json!({"type": "resume", "token": token})).await;
-    expect_error(&mut thief, "resume_failed").await;
+    let mut newest = connect(server.http_addr).await;
+    send_json(&mut newest, &json!({"type": "resume", "token": token})).await;
+    assert_eq!(recv_json(&mut newest).await["type"], "resumed");
+    let m = metrics(server.http_addr).await;
+    assert_eq!(
+        metric(&m, "sfu_peers"),
+        Some(3.0),
+        "still one Peer for Alice"
+    );
     stop_server(server).await;
 }
 
@@ -147,5 +154,38 @@ async fn the_session_ends_when_the_grace_runs_out_or_the_close_is_clean() {
     assert_eq!(left["type"], "participantLeft");
     let m = metrics(server.http_addr).await;
     assert_eq!(metric(&m, "sfu_ws_resumes_total"), Some(0.0));
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_takes_over_a_socket_the_server_still_thinks_alive() {
+    let server = start_server().await;
+    let mut old = connect(server.http_addr).await;
+    let joined = join(&mut old, "takeover", "Alice").await;
+    let token = joined["resumeToken"].as_str().unwrap().to_owned();
+    let mut bob = connect(server.http_addr).await;
+    join(&mut bob, "takeover", "Bob").await;
+
+    // Alice's network changed: she knows, the server does not yet.
+    let mut new = connect(server.http_addr).await;
+    send_json(&mut new, &json!({"type": "resume", "token": token})).await;
+    let resumed = recv_json(&mut new).await;
+    assert_eq!(resumed["type"], "resumed", "{resumed}");
+    assert_eq!(resumed["peerId"], joined["peerId"]);
+    ping_pong(&mut new).await;
+    let bob_saw = drain_for(&mut bob, Duration::from_millis(500)).await;
+    assert!(!has_type(&bob_saw, "participantLeft"), "{bob_saw:?}");
+    // The old socket is let go.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match futures_util::StreamExt::next(&mut old).await {
+                None | Some(Err(_)) => return,
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the superseded socket closes");
     stop_server(server).await;
 }

@@ -168,9 +168,11 @@ impl Core {
         if let Some(track_id) = peer.published.get(&init.track_id).copied() {
             // Another layer of a simulcast track.
             if let Some(track) = self.tracks.get_mut(&track_id) {
-                let rid = init.rid.clone().unwrap_or_default();
-                track.add_layer(rid.clone(), init.ssrc);
-                tracing::info!(peer = %id, track = %track_id, rid, "simulcast layer");
+                if track.layer_of(init.ssrc).is_none() {
+                    let rid = init.rid.clone().unwrap_or_default();
+                    track.add_layer(rid.clone(), init.ssrc);
+                    tracing::info!(peer = %id, track = %track_id, rid, "simulcast layer");
+                }
             }
             return;
         }
