@@ -46,7 +46,12 @@ async fn ring(from: &mut Ws, to: &mut Ws, to_id: &str) -> String {
 }
 
 async fn expect_ended(ws: &mut Ws, call: &str, reason: &str) {
-    let msg = expect_type(ws, "callEnded").await;
+    // Up to the rejoin grace period (5 s) after the previous message, so
+    // longer than `recv_json`'s 5 s.
+    let msg = tokio::time::timeout(Duration::from_secs(12), next_text(ws))
+        .await
+        .expect("no callEnded within 12 s");
+    assert_eq!(msg["type"], "callEnded", "{msg}");
     assert_eq!(msg["call"], call, "{msg}");
     assert_eq!(msg["reason"], reason, "{msg}");
 }
