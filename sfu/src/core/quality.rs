@@ -142,20 +142,10 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&id) else {
             return Transport::Udp;
         };
-        // Media from one of its trickled relay candidates comes through TURN.
-        let routes = self.routes.of_peer(id);
-        if routes
-            .iter()
-            .any(|(_, addr)| peer.relay_addrs.contains(addr))
-        {
-            return Transport::Relay;
-        }
-        // Media from one of its trickled relay candidates comes through TURN.
-        let routes = self.routes.of_peer(id);
-        if routes
-            .iter()
-            .any(|(_, addr)| peer.relay_addrs.contains(addr))
-        {
+        // DTLS that just ran over one of its trickled relay candidates came
+        // through TURN.
+        let latest = self.routes.latest_of_peer(id);
+        if latest.is_some_and(|(_, addr)| peer.relay_addrs.contains(&addr)) {
             return Transport::Relay;
         }
         let report = peer.pc.get_stats(now, StatsSelector::None);
@@ -171,11 +161,9 @@ impl Core {
                 Transport::Relay
             }
             // `rtc`'s remote-candidate stats leave `protocol` empty, so
-            // ICE-TCP shows in the address the Peer's checks came from.
-            _ if routes
-                .iter()
-                .any(|(protocol, _)| *protocol == TransportProtocol::TCP) =>
-            {
+            // ICE-TCP shows in the address DTLS just ran over (browsers
+            // also check their lower-priority TCP pairs, which pins those).
+            _ if latest.is_some_and(|(protocol, _)| protocol == TransportProtocol::TCP) => {
                 Transport::Tcp
             }
             _ => Transport::Udp,

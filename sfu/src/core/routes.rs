@@ -100,6 +100,16 @@ impl Routes {
             .collect()
     }
 
+    /// The address of `peer` that carried the latest packet: while its
+    /// connection comes up, the one its DTLS runs over.
+    pub fn latest_of_peer(&self, peer: PeerId) -> Option<RouteKey> {
+        self.by_key
+            .iter()
+            .filter(|(_, r)| r.peer == peer)
+            .max_by_key(|(_, r)| r.last_seen)
+            .map(|(k, _)| *k)
+    }
+
     /// How many addresses are pinned.
     pub fn len(&self) -> usize {
         self.by_key.len()
@@ -156,6 +166,10 @@ mod tests {
         assert_eq!(routes.of_peer(PeerId(1)).len(), MAX_PER_PEER);
         assert!(!routes.contains(&key(0)), "the least recently used went");
         assert!(routes.contains(&key(100)), "other peers are untouched");
+        assert_eq!(
+            routes.latest_of_peer(PeerId(1)),
+            Some(key(MAX_PER_PEER as u16))
+        );
         routes.remove_peer(PeerId(1));
         assert_eq!(routes.len(), 1);
     }
