@@ -64,14 +64,19 @@ function screenAt(page, peer) {
   }, peer);
 }
 
-/** packetsSent of Alice's screen video and audio senders, and her share's track states. */
+/**
+ * What Alice's screen senders send: video frames (framesSent: without RTX,
+ * the browser's bandwidth probes are padding packets on the video stream
+ * itself, so packetsSent moves even with nothing to send) and audio
+ * packets; and her share's track states.
+ */
 function sharerOut(page) {
   return page.evaluate(async () => {
     const call = window.sfu.room.call;
     const sent = async (entry) => {
       let n = 0;
       (await entry?.sender.getStats())?.forEach((s) => {
-        if (s.type === 'outbound-rtp') n += s.packetsSent ?? 0;
+        if (s.type === 'outbound-rtp') n += (s.kind === 'video' ? s.framesSent : s.packetsSent) ?? 0;
       });
       return n;
     };
@@ -165,7 +170,7 @@ describe('screen share with audio', () => {
     const first = await sharerOut(alice);
     await sleep(2_000);
     const second = await sharerOut(alice);
-    console.log(`after stop: Alice's screen senders packetsSent video ${first.video} -> ${second.video}, audio ${first.audio} -> ${second.audio}`);
+    console.log(`after stop: Alice's screen senders: video framesSent ${first.video} -> ${second.video}, audio packetsSent ${first.audio} -> ${second.audio}`);
     assert.equal(second.sharing, false);
     assert.equal(second.video, first.video, 'no screen video sent');
     assert.equal(second.audio, first.audio, 'no screen audio sent');
