@@ -13,10 +13,10 @@
 //   1. behind the NAT, the call runs over UDP;
 //   2. with UDP dropped in cli, over ICE-TCP;
 //   3. when cli reaches only coturn, through TURN with ephemeral
-//      credentials from the SFU (and not at all with expired ones);
+//      credentials from the SFU;
 //   4. the SFU itself behind 1:1 NAT, with --public-ip (own topology);
-//   5. Alice's address changes mid-call: ICE restarts and video resumes,
-//      with the same Tracks;
+//   5. Alice's path is cut for 3 s mid-call and restored: video resumes
+//      within 5 s, with the same Tracks;
 //   6. Alice's media path is cut for good: the SFU removes her within the
 //      consent timeout.
 
