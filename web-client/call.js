@@ -6,12 +6,63 @@
 // 2 s, the next offer carries fresh ICE credentials), and the client's
 // senders: microphone and camera (muted by replacing the sent track with
 // null, so nothing is sent) and screen shares (video, and the share's audio
-// when it has some), added with a renegotiation.
+// when it has some), added with a renegotiation. The camera may be sent as
+// simulcast (rids q, h, f: three encodings from a 720p camera, fewer from a
+// smaller one; see simulcastWanted), of which the SFU forwards each
+// subscriber the one that fits; the SFU also says which encodings nobody
+// receives (`publishLayers`), and those are paused here (dynacast).
 
 /** ICE that stays `disconnected` this long is restarted. */
 const DISCONNECTED_RESTART_MS = 2000;
 /** The least time between two ICE restarts; it doubles while they fail. */
 const RESTART_BACKOFF_MS = [0, 5000, 10_000, 20_000, 30_000];
+/**
+ * Whether the camera is published as simulcast: off unless the page's URL
+ * says `simulcast=1`. The SFU (rtc 0.21) forgets a publisher's simulcast
+ * SSRCs whenever that publisher's connection is renegotiated (as when
+ * someone else starts publishing), and Chromium names the rid of an SSRC
+ * only in its first packets, so from then on the SFU drops that camera:
+ * on by default once the SFU keeps them.
+ */
+export const SIMULCAST_BY_DEFAULT = false;
+
+/** `simulcast=1` or `=0` in the URL the page was opened with (it is rewritten when joining). */
+const SIMULCAST_PARAM = new URLSearchParams(window.location.search).get('simulcast');
+
+export function simulcastWanted() {
+  if (SIMULCAST_PARAM === '1') return true;
+  if (SIMULCAST_PARAM === '0') return false;
+  return SIMULCAST_BY_DEFAULT;
+}
+
+/**
+ * The camera's simulcast encodings, lowest first: a quarter, half and the
+ * full capture size (320x180, 640x360 and 1280x720 for a 720p camera).
+ */
+export const SIMULCAST_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+/**
+ * The encodings for a camera of `width` x `height`. Chromium sends three
+ * layers only from 960x540 up, and two from 480x270; below a size it drops
+ * the top layers, so a smaller camera gets fewer layers, each with the
+ * size (and rid) it would have from a 720p one: two (q at half size, h at
+ * full) from 270 lines, and none (one plain encoding) below.
+ */
+export function cameraEncodings(width, height) {
+  const lines = Math.min(width || 0, height || 0);
+  if (lines >= 540) return SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+  if (lines >= 270) {
+    return [
+      { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: 150_000 },
+      { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 500_000 },
+    ];
+  }
+  return null;
+}
 
 export class Call {
   /**
@@ -43,7 +94,9 @@ export class Call {
     this.failedRestarts = 0;
     this.iceTimer = null;
     /** Negotiation counters, read by the browser tests. */
-    this.stats = { offersSent: 0, serverOffersAnswered: 0, serverOffersIgnored: 0, iceRestarts: 0 };
+    this.stats = { offersSent: 0, serverOffersAnswered: 0, serverOffersIgnored: 0, iceRestarts: 0, layerUpdates: 0 };
+    /** Dynacast updates (`publishLayers`), applied one after another. */
+    this.layerQueue = Promise.resolve();
 
     const pc = new RTCPeerConnection({ iceServers: opts.iceServers ?? [] });
     this.pc = pc;
@@ -55,11 +108,26 @@ export class Call {
     pc.addEventListener('iceconnectionstatechange', () => this.#onIceState());
   }
 
-  /** Publishes the microphone and camera of `stream` (or receives only). */
-  start(stream) {
+  /**
+   * Publishes the microphone and camera of `stream` (or receives only); the
+   * camera as simulcast (cameraEncodings) when `simulcast`.
+   * `cameraSize` ({ width, height }) stands in for the size of a camera
+   * track that has ended (a camera turned off is published stopped).
+   */
+  start(stream, { simulcast = simulcastWanted(), cameraSize = null } = {}) {
     const tracks = stream ? stream.getTracks() : [];
     for (const track of tracks) {
-      const sender = this.pc.addTrack(track, stream);
+      let sender;
+      const settings = track.kind === 'video' ? track.getSettings() : {};
+      const { width, height } = settings.width ? settings : (cameraSize ?? {});
+      const sendEncodings = simulcast && track.kind === 'video' ? cameraEncodings(width, height) : null;
+      if (sendEncodings) {
+        // As addTrack would (a sendrecv m-line of its own), with encodings.
+        ({ sender } = this.pc.addTransceiver(track, { direction: 'sendrecv', streams: [stream], sendEncodings }));
+        console.info(`call: camera ${width}x${height} as simulcast ${sendEncodings.map((e) => e.rid).join(',')}`);
+      } else {
+        sender = this.pc.addTrack(track, stream);
+      }
       this.senders[track.kind] = { sender, trackId: track.id };
     }
     if (tracks.length === 0) {
@@ -72,6 +140,62 @@ export class Call {
   /** The SDP track id of what we publish for `kind`, if anything. */
   publishedId(kind) {
     return this.senders[kind]?.trackId ?? null;
+  }
+
+  /**
+   * Dynacast (`publishLayers`): of our sender whose SDP track id is
+   * `trackId`, keeps only the encodings whose rid is in `active` sending.
+   * The SFU lists only layers it has received: an encoding we have not
+   * sent yet (the browser holds the higher ones back until its bandwidth
+   * estimate allows them) is not known there, and stays on, or it could
+   * never start. Updates are applied one after another (setParameters
+   * needs the parameters of the last getParameters), a resume without
+   * waiting for stats: the SFU counts a resumed layer as available only
+   * once its packets arrive, and moves its receivers away again at its next
+   * choice (every 500 ms) if none have.
+   */
+  setActiveLayers(trackId, active) {
+    const entry = [this.senders.video, this.senders.audio, this.screen, this.screenAudio].find((e) => e?.trackId === trackId);
+    if (!entry) {
+      console.warn('call: publishLayers for a track we do not send', trackId);
+      return this.layerQueue;
+    }
+    const wanted = new Set(active);
+    const received = performance.now();
+    this.layerQueue = this.layerQueue.then(async () => {
+      if (this.closed) return;
+      entry.sentRids ??= new Set();
+      const toPause = (params) => (params.encodings ?? []).filter((e) => e.rid && e.active !== false && !wanted.has(e.rid));
+      // Whether the encodings to pause were ever sent: asked of the stats
+      // only when not known yet (once sent, always sent).
+      if (toPause(entry.sender.getParameters()).some((e) => !entry.sentRids.has(e.rid))) {
+        (await entry.sender.getStats()).forEach((s) => {
+          if (s.type === 'outbound-rtp' && s.rid && s.packetsSent > 0) entry.sentRids.add(s.rid);
+        });
+      }
+      const params = entry.sender.getParameters();
+      const paused = [];
+      let changed = false;
+      for (const encoding of params.encodings ?? []) {
+        if (!encoding.rid) continue;
+        const on = wanted.has(encoding.rid) || !entry.sentRids.has(encoding.rid);
+        if (!on) paused.push(encoding.rid);
+        if (encoding.active !== on) {
+          encoding.active = on;
+          changed = true;
+        }
+      }
+      if (!changed) return;
+      try {
+        await entry.sender.setParameters(params);
+        this.stats.layerUpdates += 1;
+        const ms = Math.round(performance.now() - received);
+        console.info(`call: layers of ${trackId}: sending ${active.join(',') || 'none'}, paused ${paused.join(',') || 'none'} (applied in ${ms} ms)`);
+      } catch (err) {
+        console.warn('call: setParameters for publishLayers failed', err);
+      }
+    });
+    return this.layerQueue;
   }
 
   /** Sends `track` (or nothing, for null) on the `kind` sender; no renegotiation. */

@@ -2,14 +2,22 @@
 // understands, falling back to what is available, remembering the chosen
 // devices, and filling the device pickers.
 
+import { simulcastWanted } from './call.js';
+
 const CAMERA_KEY = 'sfu.cameraId';
 const MIC_KEY = 'sfu.micId';
 
-/** Video constraints: 640x360 is plenty for tiles and light on CPU. */
+/**
+ * Video constraints: 640x360 is plenty for a tile and light on CPU. With
+ * simulcast, 1280x720, so that the three encodings (call.js) are 320x180,
+ * 640x360 and 1280x720: the SFU forwards each viewer the one its tile
+ * needs, and the publisher stops encoding the ones nobody receives.
+ */
 function videoConstraints(deviceId) {
+  const [width, height] = simulcastWanted() ? [1280, 720] : [640, 360];
   return {
-    width: { ideal: 640 },
-    height: { ideal: 360 },
+    width: { ideal: width },
+    height: { ideal: height },
     frameRate: { ideal: 24, max: 30 },
     ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
   };

@@ -6,10 +6,14 @@
 // stays, saying it is reconnecting: the session is first resumed on the new
 // socket (`resume`: the server kept our place and media; a new offer
 // follows), and if the server no longer has it, rejoined with a new
-// connection that publishes what was published.
+// connection that publishes what was published. It reports how big each
+// received video is shown (preferences.js), shows videos the SFU paused
+// for lack of bandwidth, and pauses the camera's simulcast layers nobody
+// receives (`publishLayers`).
 
 import { Call } from './call.js';
 import { describeMediaError, fillPicker, getCameraTrack, getMicTrack, rememberDevice } from './devices.js';
+import { VideoPreferences } from './preferences.js';
 import { QualityMonitor } from './quality.js';
 import { Roster } from './roster.js';
 import { Tile } from './tiles.js';
@@ -18,10 +22,17 @@ import * as ui from './ui.js';
 const ROOM_MESSAGES = new Set([
   'joined', 'offer', 'answer', 'candidate', 'participantJoined', 'participantLeft',
   'trackPublished', 'trackUnpublished', 'trackMuted', 'trackSource', 'chat', 'activeSpeaker', 'left',
+  'videoPaused', 'publishLayers',
 ]);
 
 export function isRoomMessage(type) {
   return ROOM_MESSAGES.has(type);
+}
+
+/** A live camera track's capture size, or null. */
+function cameraSize(track) {
+  const { width, height } = track?.getSettings?.() ?? {};
+  return width && height ? { width, height } : null;
 }
 
 export class RoomSession {
@@ -51,11 +62,15 @@ export class RoomSession {
     this.mediaConnected = false; // the current connection was up once
     this.peerAway = false; // in a call: the other party dropped out of the room
     this.quality = null;
+    // Only sent while joined: anything unsent goes again after a resume,
+    // and a rejoin starts over with new tracks.
+    this.prefs = new VideoPreferences((m) => this.state === 'joined' && this.send(m));
     this.roster = new Roster(o.grid, () => this.#onRosterChange());
     const tracks = o.stream?.getTracks() ?? [];
     this.mic = tracks.find((t) => t.kind === 'audio') ?? null;
     this.cam = tracks.find((t) => t.kind === 'video') ?? null;
     this.lastCam = this.cam; // the camera track last sent, even once stopped
+    this.camSize = cameraSize(this.cam); // its capture size (an ended track has none)
     this.micMuted = false;
     this.camOff = false;
     this.screen = null; // { track, audio, stream, trackId, audioId, tile }
@@ -128,6 +143,7 @@ export class RoomSession {
     this.resumable = false;
     if (msg.peerId !== this.peerId) console.warn(`room: resumed as ${msg.peerId}, was ${this.peerId}`);
     this.call.resync();
+    this.prefs.resendAll();
     this.chat.addNotice('Reconnected');
     this.#updateTools();
     this.#updateOverlay();
@@ -202,6 +218,12 @@ export class RoomSession {
       case 'trackSource':
         this.roster.trackSource(msg.peerId, msg.trackId, msg.source);
         break;
+      case 'videoPaused':
+        this.roster.videoPaused(msg.trackId, !!msg.paused);
+        break;
+      case 'publishLayers':
+        this.call?.setActiveLayers(msg.trackId, msg.active ?? []);
+        break;
       case 'chat':
         this.chat.addMessage({ name: msg.name, text: msg.text });
         break;
@@ -232,6 +254,13 @@ export class RoomSession {
       this.onJoinFailed(texts[msg.code] ?? `Could not join: ${msg.message}`, { rejoin: this.rejoining });
       return;
     }
+    if (msg.request === 'videoPreference') {
+      // Not worth bothering anyone: the video keeps its layer. A rate limit
+      // is waited out; a track that just went away is forgotten anyway.
+      console.warn(`room: videoPreference refused (${msg.code}): ${msg.message}`);
+      if (msg.code === 'rate_limited') setTimeout(() => this.state === 'joined' && this.prefs.resendAll(), 2000);
+      return;
+    }
     if (msg.request === 'chat') {
       const text = msg.code === 'rate_limited' ? `Slow down: ${msg.message}.` : `Not sent: ${msg.message}.`;
       this.chat.addNotice(text, 'notice error');
@@ -251,6 +280,7 @@ export class RoomSession {
   close() {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.prefs.stop();
     this.quality?.stop();
     this.call?.close();
     for (const t of [this.mic, this.cam, this.screen?.track, this.screen?.audio]) t?.stop();
@@ -422,6 +452,7 @@ export class RoomSession {
     if (track) {
       this.preview.addTrack(track);
       this.lastCam = track;
+      this.camSize = cameraSize(track) ?? this.camSize;
     }
     this.localTile.setVideoOff(!track);
   }
@@ -433,6 +464,7 @@ export class RoomSession {
     if (this.rejoining) {
       // Everyone's tracks come again on the new connection.
       this.roster.clear();
+      this.prefs.clear();
       this.peerAway = false;
     }
     for (const p of msg.participants ?? []) this.roster.add(p.peerId, p.name, p.tracks ?? []);
@@ -473,7 +505,7 @@ export class RoomSession {
   #publish() {
     const camera = this.cam ?? (this.camOff ? this.lastCam : null);
     const tracks = [this.mic, camera].filter(Boolean);
-    this.call.start(tracks.length ? new MediaStream(tracks) : null);
+    this.call.start(tracks.length ? new MediaStream(tracks) : null, { cameraSize: this.camSize });
     if (this.mic && this.micMuted) {
       this.send({ type: 'mute', trackId: this.call.publishedId('audio'), muted: true });
       this.call.replace('audio', null).catch((err) => console.warn('room: muting the new microphone sender failed', err));
@@ -523,6 +555,7 @@ export class RoomSession {
   }
 
   #onRosterChange() {
+    this.prefs?.sync(this.roster.videoElements());
     const others = this.roster.list();
     window.sfu.participants = new Map(others.map((p) => [p.peerId, p]));
     ui.renderPeople([

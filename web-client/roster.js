@@ -4,6 +4,8 @@
 // SFU's `t<n>` and whose stream id is the publisher's peer id), reconciled
 // into tiles: one camera tile per participant (playing their microphone
 // too) and one tile per screen share (playing the share's audio, if any).
+// A video the SFU paused for lack of bandwidth (`videoPaused`) says so on
+// its tile.
 
 import { Tile } from './tiles.js';
 
@@ -19,6 +21,7 @@ export class Roster {
     this.onChange = onChange;
     this.participants = new Map(); // peerId -> participant
     this.early = new Map(); // peerId -> MediaStreamTracks before we knew them
+    this.pausedEarly = new Set(); // track ids paused before we knew them
   }
 
   /** Someone in the room: `tracks` as in `joined` ({ trackId, kind, muted }). */
@@ -49,6 +52,7 @@ export class Roster {
   clear() {
     for (const peerId of [...this.participants.keys()]) this.remove(peerId);
     this.early.clear();
+    this.pausedEarly.clear();
   }
 
   trackPublished(peerId, trackId, kind) {
@@ -82,6 +86,38 @@ export class Roster {
     this.#render(p);
   }
 
+  /** `videoPaused`: the SFU paused (or resumed) the video `trackId`. */
+  videoPaused(trackId, paused) {
+    for (const p of this.participants.values()) {
+      const t = p.tracks.get(trackId);
+      if (!t) continue;
+      t.paused = paused;
+      this.#render(p);
+      return;
+    }
+    // Not heard of yet (it may come before `trackPublished`).
+    if (paused) this.pausedEarly.add(trackId);
+    else this.pausedEarly.delete(trackId);
+  }
+
+  /**
+   * Each received video on a tile: its track id (the SFU's `t<n>`) -> the
+   * `<video>` element showing it.
+   */
+  videoElements() {
+    const out = new Map();
+    for (const p of this.participants.values()) {
+      const { cameraId, camera, screenEntries } = this.#roles(p);
+      const tile = this.grid.get(p.peerId);
+      if (camera?.track && tile) out.set(cameraId, tile.video);
+      for (const [trackId, t] of screenEntries) {
+        const screen = p.screens.get(`${p.peerId}/${trackId}`);
+        if (t.track && screen) out.set(trackId, screen.tile.video);
+      }
+    }
+    return out;
+  }
+
   /**
    * Our connection to the SFU is gone (we are reconnecting): forget every
    * received track, so that tiles show their placeholders until the new
@@ -89,10 +125,14 @@ export class Roster {
    */
   detachAll() {
     for (const p of this.participants.values()) {
-      for (const t of p.tracks.values()) t.track = null;
+      for (const t of p.tracks.values()) {
+        t.track = null;
+        t.paused = false;
+      }
       this.#render(p);
     }
     this.early.clear();
+    this.pausedEarly.clear();
   }
 
   /** A track from `ontrack`, for the participant `peerId`. */
@@ -136,7 +176,7 @@ export class Roster {
   #entry(p, trackId, kind) {
     let t = p.tracks.get(trackId);
     if (!t) {
-      t = { kind, muted: false, source: null, track: null };
+      t = { kind, muted: false, source: null, track: null, paused: this.pausedEarly.delete(trackId) };
       p.tracks.set(trackId, t);
     }
     return t;
@@ -162,6 +202,7 @@ export class Roster {
     const audioEntry = ordered.find(([, t]) => t.kind === 'audio' && t.source !== 'screen');
     const screenAudio = ordered.filter(([, t]) => t.kind === 'audio' && t.source === 'screen').map(([, t]) => t);
     return {
+      cameraId: cameraEntry?.[0] ?? null,
       camera: cameraEntry?.[1] ?? null,
       audio: audioEntry?.[1] ?? null,
       // Any other video is a screen share, even before its source is known.
@@ -178,6 +219,7 @@ export class Roster {
     syncStream(p.stream, [camera?.track, audio?.track]);
     tile.setStream(p.stream);
     tile.setVideoOff(!camera?.track || camera.muted);
+    tile.setVideoPaused(!!camera?.track && !camera.muted && camera.paused);
     // No microphone track once their camera is there: they have none, or
     // muted it before it ever reached the SFU (as when rejoining muted).
     tile.setMicMuted(audio ? audio.muted : !!camera);
@@ -200,6 +242,7 @@ export class Roster {
       screen.tile.setStream(screen.stream);
       screen.tile.el.dataset.audio = String(screen.stream.getAudioTracks().length > 0);
       screen.tile.setVideoOff(!t.track);
+      screen.tile.setVideoPaused(!!t.track && !t.muted && t.paused);
       // A stopped share is muted first: hide it at once.
       screen.tile.el.hidden = t.muted;
     }

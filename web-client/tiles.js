@@ -1,6 +1,7 @@
 // Video tiles and the grid that lays them out: one tile per participant's
 // camera (with name, muted-microphone badge, camera-off placeholder and
-// connection-quality bars) plus one per screen share. The grid picks the
+// connection-quality bars, and a notice while the SFU pauses the video for
+// lack of bandwidth) plus one per screen share. The grid picks the
 // column count that makes tiles largest for the space, from 1 to many
 // tiles; a 1:1 call shows the other person large and yourself small.
 // Names are always set with textContent.
@@ -89,6 +90,27 @@ export class Tile {
   setMicMuted(muted) {
     this.el.querySelector('.mic-off').hidden = !muted;
     this.el.classList.toggle('mic-muted', muted);
+  }
+
+  /**
+   * The SFU paused this video because our connection fits not even its
+   * lowest layer (`videoPaused`); the sound goes on.
+   */
+  setVideoPaused(paused) {
+    this.el.classList.toggle('video-paused', paused);
+    let notice = this.el.querySelector('.paused-notice');
+    if (!paused) {
+      if (notice) notice.hidden = true;
+      return;
+    }
+    if (!notice) {
+      notice = document.createElement('div');
+      notice.className = 'paused-notice';
+      notice.setAttribute('role', 'status');
+      notice.textContent = 'Video paused: poor connection';
+      this.el.append(notice);
+    }
+    notice.hidden = false;
   }
 
   /** `level` is good / fair / poor, or null to hide; `detail` goes in the tooltip. */
