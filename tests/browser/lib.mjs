@@ -299,10 +299,16 @@ export async function fetchMetrics(baseUrl) {
 /**
  * Opens the web client's home screen in a fresh context as `name` (typed
  * into the name field). `viewport` defaults to 1280x720; `init(context)`
- * runs before the page opens (to add init scripts).
+ * runs before the page opens (to add init scripts); `contextOptions` go to
+ * `browser.newContext` (for example `deviceScaleFactor`).
  */
-export async function openHome(browser, baseUrl, name, { viewport = { width: 1280, height: 720 }, path: urlPath = '/', init = null } = {}) {
-  const context = await browser.newContext({ viewport });
+export async function openHome(
+  browser,
+  baseUrl,
+  name,
+  { viewport = { width: 1280, height: 720 }, path: urlPath = '/', init = null, contextOptions = {} } = {},
+) {
+  const context = await browser.newContext({ viewport, ...contextOptions });
   if (init) await init(context);
   const page = await context.newPage();
   const logs = new Tail(200);

@@ -1,0 +1,407 @@
+// Simulcast end to end with real Chromium, the pages opened with
+// `simulcast=1` (the client's default is off: see SIMULCAST_BY_DEFAULT in
+// web-client/call.js). A publisher (Chromium's fake camera at 1280x720)
+// sends three encodings (q 320x180, h 640x360, f 1280x720), and two
+// receive-only subscribers get the layer their tile needs, as their pages
+// report it (`videoPreference`):
+//   - A shows the publisher in a large tile (a 1280x720 viewport at device
+//     pixel ratio 2: about 980x550 device pixels) and gets f, 1280 wide; B
+//     in a small one (a 320x240 viewport) and gets q, 320 wide;
+//   - dynacast: with both tiles small nobody needs f, and the publisher
+//     stops sending it (packetsSent of its outbound-rtp rid f stalls) within
+//     10 s; a large tile again resumes it;
+//   - B, in a larger tile (a 1920x1080 viewport: about 810x455, layer h),
+//     gets its downlink limited to 250 kbit/s (tc tbf on the veth into B's
+//     own network namespace, as in bandwidth.test.mjs): within 5 s of the
+//     SFU's estimate for B falling below what h needs, B is on q (320 wide)
+//     or shows the "video paused" notice, its decoder not frozen; A stays at
+//     1280 meanwhile;
+//   - the limit lifted, B climbs back to h or f;
+//   - (todo) a second publisher joins, which renegotiates the first one's
+//     connection: the first camera must still reach A. Today the SFU drops
+//     it from then on (rtc logs "drop rtp packet ssrc" for its three SSRCs).
+// The subscribers publish nothing, so until that last step the publisher's
+// connection is negotiated once. The figures (times, layers, estimates,
+// packet counts, /metrics lines) are printed for the record, and what B
+// sees while limited goes to test-artifacts/simulcast-b-limited.png.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  fetchMetrics,
+  freeUdpPort,
+  inLoopbackOnlyNamespace,
+  inboundVideo,
+  launchBrowser,
+  openHome,
+  saveScreenshot,
+  scenario,
+  sleep,
+  startServer,
+  waitFor,
+} from './lib.mjs';
+
+const TOKEN = 'simulcast-test-token';
+const NS = `sfu-sc-${process.pid}`;
+const HOST_IF = `vsh${process.pid % 100000}`;
+const PEER_IF = `vsp${process.pid % 100000}`;
+const SFU_IP = '198.51.100.1';
+const B_IP = '198.51.100.2';
+/** A's viewport (at device pixel ratio 2) and B's larger one (at 1). */
+const LARGE = { width: 1280, height: 720 };
+const B_LARGE = { width: 1920, height: 1080 };
+const SMALL = { width: 320, height: 240 };
+const LIMIT = '250kbit';
+/** What layer h needs by the SFU's reckoning: 500 kbit/s nominal, 15% headroom. */
+const H_NEEDS_BPS = 575_000;
+
+const skip = !inLoopbackOnlyNamespace() && 'needs a loopback-only network namespace (run through .ci/run)';
+
+function sh(cmd, ...args) {
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function setUpLink() {
+  sh('ip', 'netns', 'add', NS);
+  sh('ip', 'link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', PEER_IF, 'netns', NS);
+  sh('ip', 'addr', 'add', `${SFU_IP}/24`, 'dev', HOST_IF);
+  sh('ip', 'link', 'set', HOST_IF, 'up');
+  sh('ip', '-n', NS, 'addr', 'add', `${B_IP}/24`, 'dev', PEER_IF);
+  sh('ip', '-n', NS, 'link', 'set', PEER_IF, 'up');
+  sh('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+}
+
+/** Everything the SFU sends B leaves through this token bucket. */
+function limitB() {
+  sh('tc', 'qdisc', 'add', 'dev', HOST_IF, 'root', 'tbf', 'rate', LIMIT, 'burst', '4kb', 'latency', '400ms');
+}
+
+function unlimitB() {
+  sh('tc', 'qdisc', 'del', 'dev', HOST_IF, 'root');
+}
+
+function tearDownLink() {
+  try {
+    sh('ip', 'netns', 'del', NS); // removes the veth pair with it
+  } catch {
+    // never created
+  }
+}
+
+let server;
+let browser; // the publisher's and A's
+let bBrowser; // B's, in its own namespace
+let dir;
+const people = {}; // Pub, A, B
+const room = `simulcast-${Math.random().toString(36).slice(2, 8)}`;
+const figures = {};
+
+/** The admin API's view of `name`: bandwidth estimate and received videos. */
+async function admin(name) {
+  const res = await fetch(`${server.url}/api/rooms`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const body = await res.json();
+  for (const r of body.rooms) {
+    for (const p of r.participants) {
+      if (p.name === name) return { estimate: p.bandwidthEstimateBps, video: p.video ?? [], bitrateIn: p.bitrateInBps };
+    }
+  }
+  return { estimate: null, video: [], bitrateIn: null };
+}
+
+/** What `name` publishes, by the admin API: [{trackId, kind}]. */
+async function adminTracks(name) {
+  const res = await fetch(`${server.url}/api/rooms`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const body = await res.json();
+  for (const r of body.rooms) {
+    for (const p of r.participants) if (p.name === name) return p.tracks ?? [];
+  }
+  return [];
+}
+
+/** The publisher's outbound video per rid: packetsSent, frameWidth, and whether the encoding is active. */
+function outboundByRid(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    (await window.sfu.pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        out[s.rid ?? ''] = { packetsSent: s.packetsSent ?? 0, width: s.frameWidth ?? 0, active: s.active, limit: s.qualityLimitationReason };
+      }
+    });
+    return out;
+  });
+}
+
+/** The one received video of `p` (the publisher's camera), with whether its tile says it is paused. */
+async function received(p) {
+  const [video] = await inboundVideo(p.page);
+  const paused = await p.page.locator('.tile.remote .paused-notice:visible').count();
+  return { width: video?.width ?? 0, framesDecoded: video?.framesDecoded ?? 0, paused: paused > 0 };
+}
+
+/** Opens the client as `name`, receive-only (no camera, no microphone) unless `publish`, and joins. */
+async function join(b, name, { viewport, publish = false, dpr = 1 }) {
+  const p = await openHome(b, server.url, name, {
+    viewport,
+    contextOptions: { deviceScaleFactor: dpr },
+    // Simulcast is off by default in the client (call.js, SIMULCAST_BY_DEFAULT).
+    path: `/?room=${room}&simulcast=1`,
+    init: publish
+      ? null
+      : (context) =>
+          context.addInitScript(() => {
+            navigator.mediaDevices.getUserMedia = async () => {
+              throw new DOMException('no devices in this test', 'NotFoundError');
+            };
+          }),
+  });
+  await p.page.click('#join');
+  people[name] = p;
+  return p;
+}
+
+function metricLines(text) {
+  return text
+    .split('\n')
+    .filter((l) => /^sfu_(video_layer_subscriptions|layer_switches_total|dynacast_changes_total|video_paused_subscriptions)/.test(l))
+    .join('; ');
+}
+
+const run = scenario(async () => {
+  console.error(`=== sfu-server output (tail) ===\n${server?.output}`);
+  for (const p of Object.values(people)) {
+    const state = await p.page
+      .evaluate(() => ({ pc: window.sfu.pc?.connectionState, error: document.getElementById('error-text').textContent, prefs: window.sfu.room?.prefs?.snapshot() }))
+      .catch((e) => e.message);
+    console.error(`=== ${p.name}: ${JSON.stringify(state)} admin ${JSON.stringify(await admin(p.name).catch((e) => e.message))}\n${p.logs}`);
+  }
+  if (people.Pub) console.error(`=== Pub outbound: ${JSON.stringify(await outboundByRid(people.Pub.page).catch((e) => e.message))}`);
+}, { timeoutMs: 60_000 });
+const { step } = run;
+
+describe('simulcast: layers by tile size and bandwidth, and dynacast', { skip }, () => {
+  before(async () => {
+    setUpLink();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'sfu-sc-'));
+    const wrapper = path.join(dir, 'chromium-in-netns');
+    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} /usr/bin/chromium "$@"\n`);
+    await chmod(wrapper, 0o755);
+    server = await startServer({ udpPort: await freeUdpPort(), host: SFU_IP, extraArgs: ['--admin-token', TOKEN] });
+    // The camera needs a secure context; this plain-HTTP origin is not
+    // localhost, so it is declared secure for the test.
+    const secure = [`--unsafely-treat-insecure-origin-as-secure=${server.url}`];
+    browser = await launchBrowser(undefined, secure);
+    bBrowser = await launchBrowser(wrapper, secure);
+  });
+
+  after(async () => {
+    for (const p of Object.values(people)) await p.context.close().catch(() => {});
+    await browser?.close().catch(() => {});
+    await bBrowser?.close().catch(() => {});
+    await server?.stop();
+    tearDownLink();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    console.log(`simulcast figures: ${JSON.stringify(figures)}`);
+  });
+
+  step('the publisher sends three layers; A (large tile) gets 1280 wide, B (small tile) 320 wide', async () => {
+    // The publisher is there first, as someone usually is: its browser's
+    // bandwidth estimate gets going before the others load their pages
+    // (on 2 busy cores, Chromium's first probe sometimes fails when three
+    // pages start at once, and its estimate then climbs at about 8% a
+    // second, holding f back for 20 s or more).
+    const pub = await join(browser, 'Pub', { viewport: { width: 640, height: 360 }, publish: true });
+    await pub.page.waitForFunction(() => window.sfu.pc?.connectionState === 'connected', null, { timeout: 15_000 });
+    await sleep(4000);
+    const start = Date.now();
+    await join(browser, 'A', { viewport: LARGE, dpr: 2 });
+    await join(bBrowser, 'B', { viewport: SMALL });
+    // The SFU's log names each layer after the first (which made the track).
+    const layers = await waitFor(
+      async () => {
+        const video = (await adminTracks('Pub')).find((t) => t.kind === 'video');
+        const re = new RegExp(`simulcast layer peer=\\S+ track=${video?.trackId} rid="(\\w+)"`, 'g');
+        const rids = video ? [...server.output.toString().matchAll(re)].map((m) => m[1]) : [];
+        return { ok: new Set(rids).size === 2, rids, video };
+      },
+      { timeoutMs: 15_000, describe: (v) => `layers logged: ${v.rids}` },
+    );
+    const a = await waitFor(
+      async () => {
+        const r = await received(people.A);
+        return { ok: r.width === 1280 && r.framesDecoded > 0, r };
+      },
+      { timeoutMs: 15_000, intervalMs: 250, describe: (v) => `A receives ${JSON.stringify(v.r)}` },
+    );
+    figures.aAt1280Ms = Date.now() - start;
+    const b = await waitFor(
+      async () => {
+        const r = await received(people.B);
+        return { ok: r.width === 320 && r.framesDecoded > 0, r };
+      },
+      { timeoutMs: 10_000, intervalMs: 250, describe: (v) => `B receives ${JSON.stringify(v.r)}` },
+    );
+    figures.bAt320Ms = Date.now() - start;
+    const out = await outboundByRid(people.Pub.page);
+    const api = { A: await admin('A'), B: await admin('B') };
+    console.log(`${layers.video.trackId}: layers logged after the first ${layers.rids.join(',')}; A ${JSON.stringify(a.r)} after ${figures.aAt1280Ms} ms, ` +
+      `B ${JSON.stringify(b.r)} after ${figures.bAt320Ms} ms; publisher ${JSON.stringify(out)}; admin ${JSON.stringify(api)}`);
+    assert.deepEqual(Object.keys(out).sort(), ['f', 'h', 'q'], 'three outbound encodings');
+    assert.deepEqual(['q', 'h', 'f'].map((r) => out[r].packetsSent > 0), [true, true, true], 'each sent');
+    assert.equal(api.A.video[0]?.layer, 'f');
+    assert.equal(api.B.video[0]?.layer, 'q');
+  });
+
+  step('dynacast: with both tiles small the publisher stops sending f within 10 s, and resumes for a large tile', async () => {
+    const pub = people.Pub.page;
+    const dynacastBefore = metricLines(await fetchMetrics(server.url));
+    await people.A.page.setViewportSize(SMALL);
+    const smallAt = Date.now();
+    // f has stalled when its packetsSent holds still for 1.5 s.
+    let last = null;
+    const stalled = await waitFor(
+      async () => {
+        const f = (await outboundByRid(pub)).f?.packetsSent ?? 0;
+        const now = Date.now();
+        if (!last || f !== last.f) last = { f, since: now };
+        return { ok: now - last.since >= 1500, f, heldMs: now - last.since };
+      },
+      { timeoutMs: 11_500, intervalMs: 250, describe: (v) => `f packetsSent ${v.f}, unchanged for ${v.heldMs} ms` },
+    );
+    figures.fStoppedMs = last.since - smallAt;
+    const afterStop = await outboundByRid(pub);
+    const aSmall = await received(people.A);
+    console.log(`both tiles small: f stopped ${figures.fStoppedMs} ms later (packetsSent ${stalled.f}); ` +
+      `publisher ${JSON.stringify(afterStop)}; A now ${JSON.stringify(aSmall)}; admin A ${JSON.stringify((await admin('A')).video)}`);
+    assert.ok(figures.fStoppedMs <= 10_000, `f stopped only after ${figures.fStoppedMs} ms`);
+    assert.equal(aSmall.width, 320, 'A is on q with a small tile');
+
+    await people.A.page.setViewportSize(LARGE);
+    const largeAt = Date.now();
+    const resumed = await waitFor(
+      async () => {
+        const f = (await outboundByRid(pub)).f?.packetsSent ?? 0;
+        return { ok: f > stalled.f + 10, f };
+      },
+      { timeoutMs: 10_000, intervalMs: 250, describe: (v) => `f packetsSent ${v.f} (was ${stalled.f})` },
+    );
+    figures.fResumedMs = Date.now() - largeAt;
+    await waitFor(
+      async () => {
+        const r = await received(people.A);
+        return { ok: r.width === 1280, r };
+      },
+      { timeoutMs: 15_000, intervalMs: 250, describe: (v) => `A receives ${JSON.stringify(v.r)}` },
+    );
+    figures.aBackAt1280Ms = Date.now() - largeAt;
+    const metrics = metricLines(await fetchMetrics(server.url));
+    console.log(`A large again: f resumed after ${figures.fResumedMs} ms (packetsSent ${resumed.f}), A at 1280 after ${figures.aBackAt1280Ms} ms; ` +
+      `publisher layer updates ${await pub.evaluate(() => window.sfu.room.call.stats.layerUpdates)}; ` +
+      `metrics before: ${dynacastBefore}; after: ${metrics}`);
+  });
+
+  step('B in a large tile climbs to h or f', async () => {
+    await people.B.page.setViewportSize(B_LARGE);
+    const largeAt = Date.now();
+    const r = await waitFor(
+      async () => {
+        const [api, rec] = [await admin('B'), await received(people.B)];
+        const layer = api.video[0]?.layer;
+        return { ok: ['h', 'f'].includes(layer) && rec.width >= 640, layer, rec, estimate: api.estimate };
+      },
+      { timeoutMs: 20_000, intervalMs: 250, describe: (v) => `B on ${v.layer}, ${JSON.stringify(v.rec)}, estimate ${v.estimate}` },
+    );
+    figures.bUpMs = Date.now() - largeAt;
+    figures.bUpLayer = r.layer;
+    console.log(`B large: layer ${r.layer} (${r.rec.width} wide) after ${figures.bUpMs} ms; estimate ${r.estimate}`);
+  });
+
+  step(`B limited to ${LIMIT}: on q or paused within 5 s of its estimate falling, never frozen; A stays at 1280`, async () => {
+    const samples = [];
+    limitB();
+    const limitedAt = Date.now();
+    let fellAt = null;
+    let downAt = null;
+    const aWidths = new Set();
+    await waitFor(
+      async () => {
+        const [api, rec, a] = [await admin('B'), await received(people.B), await received(people.A)];
+        const t = Date.now() - limitedAt;
+        const v = api.video[0] ?? {};
+        samples.push({ t, estimate: api.estimate, layer: v.layer, target: v.targetLayer, paused: v.paused, ...rec, aWidth: a.width });
+        aWidths.add(a.width);
+        if (fellAt === null && api.estimate !== null && api.estimate < H_NEEDS_BPS) fellAt = t;
+        if (downAt === null && ((v.layer === 'q' && rec.width === 320) || rec.paused)) downAt = t;
+        return { ok: fellAt !== null && downAt !== null };
+      },
+      { timeoutMs: 30_000, intervalMs: 250, describe: () => `samples ${JSON.stringify(samples)}` },
+    );
+    // Then: B keeps decoding (or says it is paused) for 3 s more.
+    const before = await received(people.B);
+    await sleep(3000);
+    const later = await received(people.B);
+    const a = await received(people.A);
+    aWidths.add(a.width);
+    // What B sees: the notice on the tile, if paused.
+    await saveScreenshot(people.B.page, 'simulcast-b-limited.png');
+    figures.limit = { estimateFellMs: fellAt, downMs: downAt, fromFallMs: downAt - fellAt, bState: later, framesIn3s: later.framesDecoded - before.framesDecoded };
+    console.log(`B limited to ${LIMIT}: estimate below ${H_NEEDS_BPS} after ${fellAt} ms, B on q/paused after ${downAt} ms ` +
+      `(${downAt - fellAt} ms after the fall); then ${later.framesDecoded - before.framesDecoded} frames decoded in 3 s, paused notice ${later.paused}; ` +
+      `A widths ${[...aWidths]}; admin B ${JSON.stringify(await admin('B'))}; samples ${JSON.stringify(samples)}`);
+    assert.ok(downAt - fellAt <= 5000, `B came down ${downAt - fellAt} ms after its estimate fell`);
+    assert.ok(later.paused || later.framesDecoded > before.framesDecoded + 5, `B frozen: ${JSON.stringify({ before, later })}`);
+    assert.deepEqual([...aWidths], [1280], 'A stays at 1280');
+  });
+
+  step('the limit lifted, B climbs back to h or f', async () => {
+    unlimitB();
+    const liftedAt = Date.now();
+    const samples = [];
+    const r = await waitFor(
+      async () => {
+        const [api, rec] = [await admin('B'), await received(people.B)];
+        const layer = api.video[0]?.layer;
+        samples.push({ t: Date.now() - liftedAt, estimate: api.estimate, layer, width: rec.width, paused: rec.paused });
+        return { ok: ['h', 'f'].includes(layer) && rec.width >= 640 && !rec.paused, layer, rec };
+      },
+      { timeoutMs: 25_000, intervalMs: 500, describe: () => `samples ${JSON.stringify(samples)}` },
+    );
+    figures.recoverMs = Date.now() - liftedAt;
+    const metrics = metricLines(await fetchMetrics(server.url));
+    const reports = {};
+    for (const name of ['A', 'B']) reports[name] = await people[name].page.evaluate(() => window.sfu.room.prefs.sentCount);
+    console.log(`limit lifted: B back on ${r.layer} (${r.rec.width} wide) after ${figures.recoverMs} ms; samples ${JSON.stringify(samples)}; ` +
+      `metrics: ${metrics}; videoPreference messages sent in all: ${JSON.stringify(reports)}`);
+    assert.ok(figures.recoverMs <= 25_000);
+  });
+
+  it('(todo) a second publisher joins: the first camera still reaches A', {
+    todo: 'the SFU drops a simulcast camera once its connection is renegotiated (web-client/call.js, SIMULCAST_BY_DEFAULT)',
+    timeout: 60_000,
+  }, async (t) => {
+    if (run.failed) return t.skip('an earlier step failed');
+    const pubVideo = (await adminTracks('Pub')).find((x) => x.kind === 'video').trackId;
+    const framesOfPub = async () => (await inboundVideo(people.A.page)).find((v) => v.trackId === pubVideo)?.framesDecoded ?? 0;
+    await join(browser, 'C', { viewport: { width: 640, height: 360 }, publish: true });
+    await waitFor(
+      async () => {
+        const tracks = await adminTracks('C');
+        return { ok: tracks.some((x) => x.kind === 'video'), tracks };
+      },
+      { timeoutMs: 15_000, describe: (v) => `C publishes ${JSON.stringify(v.tracks)}` },
+    );
+    await sleep(5000);
+    const before = await framesOfPub();
+    await sleep(3000);
+    const gained = (await framesOfPub()) - before;
+    const pub = await admin('Pub');
+    const a = (await admin('A')).video.find((v) => v.trackId === pubVideo);
+    console.log(`after a second publisher joined: A decoded ${gained} frames of the first camera in 3 s; ` +
+      `the SFU receives ${Math.round(pub.bitrateIn ?? 0)} bit/s from the publisher; A's subscription ${JSON.stringify(a)}`);
+    assert.ok(gained >= 10, `A decoded ${gained} frames of the first camera in 3 s`);
+    assert.ok(pub.bitrateIn > 200_000, `the SFU receives ${pub.bitrateIn} bit/s from the publisher`);
+  });
+});
