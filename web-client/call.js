@@ -74,6 +74,8 @@ export class Call {
    * @param {(state: string, restarting: boolean) => void} [opts.onIceState]
    *   the ICE connection state, and whether an ICE restart is under way
    * @param {(message: string) => void} opts.onError
+   * @param {(event: {url: string, errorCode: number, errorText: string}) => void} [opts.onTurnRefused]
+   *   a TURN server refused our credentials (once per connection)
    */
   constructor(opts) {
     this.opts = opts;
@@ -97,6 +99,8 @@ export class Call {
     this.stats = { offersSent: 0, serverOffersAnswered: 0, serverOffersIgnored: 0, iceRestarts: 0, layerUpdates: 0 };
     /** Dynacast updates (`publishLayers`), applied one after another. */
     this.layerQueue = Promise.resolve();
+    /** A TURN server refused our credentials (reported once). */
+    this.turnRefused = false;
 
     const pc = new RTCPeerConnection({ iceServers: opts.iceServers ?? [] });
     this.pc = pc;
@@ -106,6 +110,7 @@ export class Call {
       if (!this.closed) opts.onConnectionState(pc.connectionState);
     });
     pc.addEventListener('iceconnectionstatechange', () => this.#onIceState());
+    pc.addEventListener('icecandidateerror', (e) => this.#onCandidateError(e));
   }
 
   /**
@@ -332,6 +337,24 @@ export class Call {
       this.iceTimer = setTimeout(() => this.#checkIce(), DISCONNECTED_RESTART_MS);
     }
     this.opts.onIceState?.(state, this.restarting);
+  }
+
+  /**
+   * A candidate could not be gathered. A TURN server that answers 401 (or
+   * another 4xx) refused our credentials, typically because they expired:
+   * reported once per connection. Chromium does not report the normal 401
+   * challenge that precedes an authenticated request.
+   */
+  #onCandidateError(e) {
+    const code = e.errorCode ?? 0;
+    const url = e.url ?? '';
+    const turn = /^turns?:/i.test(url);
+    console.warn(`call: ICE candidate error ${code} ${e.errorText ?? ''} from ${url || 'unknown server'}`);
+    if (this.closed || this.turnRefused) return;
+    if (code === 401 || (turn && code >= 400 && code < 500)) {
+      this.turnRefused = true;
+      this.opts.onTurnRefused?.({ url, errorCode: code, errorText: e.errorText ?? '' });
+    }
   }
 
   /** Restarts ICE if it is still failed or disconnected. */

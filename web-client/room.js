@@ -25,6 +25,10 @@ const ROOM_MESSAGES = new Set([
   'videoPaused', 'publishLayers',
 ]);
 
+/** What to say when a TURN server refuses the credentials the SFU gave us. */
+const TURN_REFUSED_TEXT =
+  'The relay server refused our credentials (expired?). Calls through restrictive networks may fail.';
+
 export function isRoomMessage(type) {
   return ROOM_MESSAGES.has(type);
 }
@@ -62,6 +66,7 @@ export class RoomSession {
     this.mediaConnected = false; // the current connection was up once
     this.peerAway = false; // in a call: the other party dropped out of the room
     this.quality = null;
+    this.turnRefused = false; // a TURN server refused this connection's credentials
     // Only sent while joined: anything unsent goes again after a resume,
     // and a rejoin starts over with new tracks.
     this.prefs = new VideoPreferences((m) => this.state === 'joined' && this.send(m));
@@ -467,6 +472,7 @@ export class RoomSession {
       this.prefs.clear();
       this.peerAway = false;
     }
+    this.turnRefused = false;
     for (const p of msg.participants ?? []) this.roster.add(p.peerId, p.name, p.tracks ?? []);
     this.call = new Call({
       iceServers: msg.iceServers ?? [],
@@ -475,6 +481,11 @@ export class RoomSession {
       onConnectionState: (state) => this.#onConnectionState(state),
       onIceState: (state, restarting) => this.#onIceState(state, restarting),
       onError: (text) => ui.showError(text),
+      onTurnRefused: ({ url, errorCode, errorText }) => {
+        console.warn(`room: TURN server ${url} refused our credentials (${errorCode} ${errorText})`);
+        this.turnRefused = true;
+        ui.showError(TURN_REFUSED_TEXT);
+      },
     });
     window.sfu.pc = this.call.pc;
     window.sfu.peerId = msg.peerId;
@@ -519,8 +530,11 @@ export class RoomSession {
     if (state === 'connected') this.mediaConnected = true;
     if (state === 'failed' && !this.mediaConnected) {
       ui.showError(
-        "Media connection failed: your browser could not reach the server's UDP media port. " +
-          'Check that the port is open and that the server advertises the right --public-ip.',
+        this.turnRefused
+          ? "Media connection failed: your browser could not reach the server's media port, and the relay server " +
+              'refused our credentials (expired?). Try again later, or from another network.'
+          : "Media connection failed: your browser could not reach the server's UDP media port. " +
+              'Check that the port is open and that the server advertises the right --public-ip.',
       );
     }
     this.#updateStatus();
