@@ -8,8 +8,10 @@
 //     pixel ratio 2: about 980x550 device pixels) and gets f, 1280 wide; B
 //     in a small one (a 320x240 viewport) and gets q, 320 wide;
 //   - dynacast: with both tiles small nobody needs f, and the publisher
-//     stops sending it (packetsSent of its outbound-rtp rid f stalls) within
-//     10 s; a large tile again resumes it;
+//     stops sending it within 10 s (its rid f encoding paused and the
+//     outbound-rtp's packetsSent stalls, or framesSent where Chromium's
+//     padding probes still use that SSRC); a large tile again resumes it
+//     (frames encoded again, and A back at 1280);
 //   - B, in a larger tile (a 1920x1080 viewport: about 810x455, layer h),
 //     gets its downlink limited to 250 kbit/s (tc tbf on the veth into B's
 //     own network namespace, as in bandwidth.test.mjs): within 5 s of the
@@ -122,16 +124,34 @@ async function adminTracks(name) {
   return [];
 }
 
-/** The publisher's outbound video per rid: packetsSent, frameWidth, and whether the encoding is active. */
+/**
+ * The publisher's outbound video per rid: packetsSent, framesSent,
+ * frameWidth, whether the encoding is active, and why its quality is
+ * limited. packetsSent alone can mislead: without RTX, Chromium's
+ * bandwidth probes are padding packets on a video SSRC, even a paused one.
+ */
 function outboundByRid(page) {
   return page.evaluate(async () => {
     const out = {};
     (await window.sfu.pc.getStats()).forEach((s) => {
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
-        out[s.rid ?? ''] = { packetsSent: s.packetsSent ?? 0, width: s.frameWidth ?? 0, active: s.active, limit: s.qualityLimitationReason };
+        out[s.rid ?? ''] = {
+          packetsSent: s.packetsSent ?? 0, framesSent: s.framesSent ?? 0, width: s.frameWidth ?? 0, active: s.active, limit: s.qualityLimitationReason,
+        };
       }
     });
     return out;
+  });
+}
+
+/** The publisher browser's own estimate of its uplink (availableOutgoingBitrate), bit/s. */
+function publisherEstimate(page) {
+  return page.evaluate(async () => {
+    let bps = null;
+    (await window.sfu.pc.getStats()).forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) bps = Math.round(s.availableOutgoingBitrate);
+    });
+    return bps;
   });
 }
 
@@ -178,7 +198,10 @@ const run = scenario(async () => {
       .catch((e) => e.message);
     console.error(`=== ${p.name}: ${JSON.stringify(state)} admin ${JSON.stringify(await admin(p.name).catch((e) => e.message))}\n${p.logs}`);
   }
-  if (people.Pub) console.error(`=== Pub outbound: ${JSON.stringify(await outboundByRid(people.Pub.page).catch((e) => e.message))}`);
+  if (people.Pub) {
+    const out = await outboundByRid(people.Pub.page).catch((e) => e.message);
+    console.error(`=== Pub outbound: ${JSON.stringify(out)}; its own estimate ${await publisherEstimate(people.Pub.page).catch((e) => e.message)} bit/s`);
+  }
 }, { timeoutMs: 60_000 });
 const { step } = run;
 
@@ -246,6 +269,7 @@ describe('simulcast: layers by tile size and bandwidth, and dynacast', { skip },
     );
     figures.bAt320Ms = Date.now() - start;
     const out = await outboundByRid(people.Pub.page);
+    figures.publisherEstimate = await publisherEstimate(people.Pub.page);
     const api = { A: await admin('A'), B: await admin('B') };
     console.log(`${layers.video.trackId}: layers logged after the first ${layers.rids.join(',')}; A ${JSON.stringify(a.r)} after ${figures.aAt1280Ms} ms, ` +
       `B ${JSON.stringify(b.r)} after ${figures.bAt320Ms} ms; publisher ${JSON.stringify(out)}; admin ${JSON.stringify(api)}`);
@@ -260,46 +284,52 @@ describe('simulcast: layers by tile size and bandwidth, and dynacast', { skip },
     const dynacastBefore = metricLines(await fetchMetrics(server.url));
     await people.A.page.setViewportSize(SMALL);
     const smallAt = Date.now();
-    // f has stalled when its packetsSent holds still for 1.5 s.
+    // f has stopped when its encoding is paused and its packetsSent (or,
+    // should padding keep that moving, its framesSent) holds still for 1.5 s.
     let last = null;
     const stalled = await waitFor(
       async () => {
-        const f = (await outboundByRid(pub)).f?.packetsSent ?? 0;
+        const f = (await outboundByRid(pub)).f ?? {};
         const now = Date.now();
-        if (!last || f !== last.f) last = { f, since: now };
-        return { ok: now - last.since >= 1500, f, heldMs: now - last.since };
+        if (!last || f.packetsSent !== last.packets) last = { ...last, packets: f.packetsSent, packetsSince: now };
+        if (f.framesSent !== last.frames) last = { ...last, frames: f.framesSent, framesSince: now };
+        const held = now - Math.min(last.packetsSince, last.framesSince);
+        return { ok: f.active === false && held >= 1500, f, held };
       },
-      { timeoutMs: 11_500, intervalMs: 250, describe: (v) => `f packetsSent ${v.f}, unchanged for ${v.heldMs} ms` },
+      { timeoutMs: 11_500, intervalMs: 250, describe: (v) => `f ${JSON.stringify(v.f)}, unchanged for ${v.held} ms` },
     );
-    figures.fStoppedMs = last.since - smallAt;
+    figures.fStoppedMs = Math.min(last.packetsSince, last.framesSince) - smallAt;
+    figures.fStoppedBy = last.packetsSince <= last.framesSince ? 'packetsSent' : 'framesSent';
     const afterStop = await outboundByRid(pub);
     const aSmall = await received(people.A);
-    console.log(`both tiles small: f stopped ${figures.fStoppedMs} ms later (packetsSent ${stalled.f}); ` +
+    console.log(`both tiles small: f stopped ${figures.fStoppedMs} ms later (${figures.fStoppedBy} held still; f ${JSON.stringify(stalled.f)}); ` +
       `publisher ${JSON.stringify(afterStop)}; A now ${JSON.stringify(aSmall)}; admin A ${JSON.stringify((await admin('A')).video)}`);
     assert.ok(figures.fStoppedMs <= 10_000, `f stopped only after ${figures.fStoppedMs} ms`);
     assert.equal(aSmall.width, 320, 'A is on q with a small tile');
 
     await people.A.page.setViewportSize(LARGE);
     const largeAt = Date.now();
+    // Resumed: the encoding is on again and encodes frames.
     const resumed = await waitFor(
       async () => {
-        const f = (await outboundByRid(pub)).f?.packetsSent ?? 0;
-        return { ok: f > stalled.f + 10, f };
+        const f = (await outboundByRid(pub)).f ?? {};
+        return { ok: f.active === true && f.framesSent > stalled.f.framesSent + 5, f };
       },
-      { timeoutMs: 10_000, intervalMs: 250, describe: (v) => `f packetsSent ${v.f} (was ${stalled.f})` },
+      { timeoutMs: 15_000, intervalMs: 250, describe: (v) => `f ${JSON.stringify(v.f)} (was ${JSON.stringify(stalled.f)})` },
     );
     figures.fResumedMs = Date.now() - largeAt;
+    // Chromium's own uplink estimate decides how soon f is back in full.
     await waitFor(
       async () => {
         const r = await received(people.A);
         return { ok: r.width === 1280, r };
       },
-      { timeoutMs: 15_000, intervalMs: 250, describe: (v) => `A receives ${JSON.stringify(v.r)}` },
+      { timeoutMs: 20_000, intervalMs: 250, describe: (v) => `A receives ${JSON.stringify(v.r)}` },
     );
     figures.aBackAt1280Ms = Date.now() - largeAt;
     const metrics = metricLines(await fetchMetrics(server.url));
-    console.log(`A large again: f resumed after ${figures.fResumedMs} ms (packetsSent ${resumed.f}), A at 1280 after ${figures.aBackAt1280Ms} ms; ` +
-      `publisher layer updates ${await pub.evaluate(() => window.sfu.room.call.stats.layerUpdates)}; ` +
+    console.log(`A large again: f resumed after ${figures.fResumedMs} ms (f ${JSON.stringify(resumed.f)}), A at 1280 after ${figures.aBackAt1280Ms} ms; ` +
+      `publisher's own estimate ${await publisherEstimate(pub)} bit/s; publisher layer updates ${await pub.evaluate(() => window.sfu.room.call.stats.layerUpdates)}; ` +
       `metrics before: ${dynacastBefore}; after: ${metrics}`);
   });
 
