@@ -33,7 +33,7 @@ import {
   startServer,
   waitFor,
 } from './lib.mjs';
-import { Topology, framesDecoded, metricValue, selectedPair } from './netns.mjs';
+import { Topology, framesDecoded, metricValue, selectedPair, symmetricNat } from './netns.mjs';
 
 const SFU_IP = '203.0.113.1';
 const CONSENT_SECS = 8;
@@ -74,16 +74,7 @@ describe('calls across NAT, blocked UDP and TURN', { skip }, () => {
   const people = [];
 
   before(async () => {
-    topo.host('nat');
-    topo.host('cli');
-    topo.link(null, `${SFU_IP}/24`, 'nat', '203.0.113.2/24');
-    topo.link('nat', '192.0.2.1/24', 'cli', '192.0.2.2/24');
-    topo.ip('cli', 'route', 'add', 'default', 'via', '192.0.2.1');
-    topo.router('nat');
-    // Symmetric NAT: a fresh random source port for every destination.
-    topo.nft('nat', `table ip nat {
-      chain post { type nat hook postrouting priority 100; oifname "${topo.tag}b0" masquerade random; }
-    }`);
+    symmetricNat(topo, SFU_IP);
     server = await startServer({
       udpPort: await freeUdpPort(),
       host: SFU_IP,
@@ -231,15 +222,7 @@ describe('TURN only, with ephemeral credentials from the SFU', { skip }, () => {
   const people = [];
 
   before(async () => {
-    topo.host('nat');
-    topo.host('cli');
-    topo.link(null, `${SFU_IP}/24`, 'nat', '203.0.113.2/24');
-    topo.link('nat', '192.0.2.1/24', 'cli', '192.0.2.2/24');
-    topo.ip('cli', 'route', 'add', 'default', 'via', '192.0.2.1');
-    topo.router('nat');
-    topo.nft('nat', `table ip nat {
-      chain post { type nat hook postrouting priority 100; oifname "${topo.tag}b0" masquerade random; }
-    }`);
+    symmetricNat(topo, SFU_IP);
     coturn = topo.spawn(null, 'turnserver', [
       '-n', `--listening-ip=${SFU_IP}`, `--relay-ip=${SFU_IP}`, `--listening-port=${TURN_PORT}`,
       '--min-port=49160', '--max-port=49200', '--use-auth-secret', `--static-auth-secret=${TURN_SECRET}`,

@@ -117,6 +117,27 @@ export class Topology {
 }
 
 /**
+ * The usual client-behind-NAT topology on `topo`: this namespace holds
+ * `publicIp`/24 (the SFU's side) and links to host `nat` (203.0.113.2), a
+ * router that masquerades with random ports (a symmetric NAT: a fresh
+ * source port for every destination); behind it, host `cli` is
+ * 192.0.2.2/24 with its default route through the router (192.0.2.1).
+ * Returns the interface names of the cli link (router side, cli side).
+ */
+export function symmetricNat(topo, publicIp) {
+  topo.host('nat');
+  topo.host('cli');
+  const [, natOut] = topo.link(null, `${publicIp}/24`, 'nat', '203.0.113.2/24');
+  const cliLink = topo.link('nat', '192.0.2.1/24', 'cli', '192.0.2.2/24');
+  topo.ip('cli', 'route', 'add', 'default', 'via', '192.0.2.1');
+  topo.router('nat');
+  topo.nft('nat', `table ip nat {
+    chain post { type nat hook postrouting priority 100; oifname "${natOut}" masquerade random; }
+  }`);
+  return cliLink;
+}
+
+/**
  * The selected candidate pair of `window.sfu.pc` as the browser sees it:
  * local and remote candidate types, protocols and addresses.
  */

@@ -30,7 +30,7 @@ import {
   startServer,
   waitFor,
 } from './lib.mjs';
-import { Topology, metricValue, selectedPair } from './netns.mjs';
+import { Topology, metricValue, selectedPair, symmetricNat } from './netns.mjs';
 
 const SFU_IP = '203.0.113.1';
 const TURN_SECRET = 'turn-test-shared-secret';
@@ -110,15 +110,7 @@ const { step } = run;
 
 describe('TURN credentials refused by the relay', { skip }, () => {
   before(async () => {
-    topo.host('nat');
-    topo.host('cli');
-    topo.link(null, `${SFU_IP}/24`, 'nat', '203.0.113.2/24');
-    topo.link('nat', '192.0.2.1/24', 'cli', '192.0.2.2/24');
-    topo.ip('cli', 'route', 'add', 'default', 'via', '192.0.2.1');
-    topo.router('nat');
-    topo.nft('nat', `table ip nat {
-      chain post { type nat hook postrouting priority 100; oifname "${topo.tag}b0" masquerade random; }
-    }`);
+    symmetricNat(topo, SFU_IP);
     startCoturn(EXPIRED_PORT, 49160, '+2h');
     startCoturn(VALID_PORT, 49190, null);
     servers.expired = await startSfu(EXPIRED_PORT);
