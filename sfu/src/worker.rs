@@ -16,8 +16,8 @@ pub use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{
-    Core, CoreConfig, CoreError, Joined, ParticipantStats, PeerId, RoomStats, Signal, Snapshot,
-    TrackId,
+    Core, CoreConfig, CoreError, Joined, ParticipantStats, PeerId, Permissions, RoomStats, Signal,
+    Snapshot, TrackId,
 };
 
 /// Commands waiting for the Worker beyond this are refused with `Busy`.
@@ -73,6 +73,7 @@ pub(crate) enum Command {
     Join {
         room: String,
         name: String,
+        permissions: Permissions,
         signals: mpsc::Sender<Signal>,
         reply: oneshot::Sender<Result<Joined, CoreError>>,
     },
@@ -243,11 +244,22 @@ impl WorkerHandle {
         room: String,
         name: String,
     ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
+        self.join_with(room, name, Permissions::default()).await
+    }
+
+    /// [`WorkerHandle::join`] with what the participant may do.
+    pub async fn join_with(
+        &self,
+        room: String,
+        name: String,
+        permissions: Permissions,
+    ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
         let (signals, rx) = mpsc::channel(SIGNAL_QUEUE);
         let joined = self
             .request(|reply| Command::Join {
                 room,
                 name,
+                permissions,
                 signals,
                 reply,
             })

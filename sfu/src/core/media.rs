@@ -46,6 +46,12 @@ impl Core {
             .and_then(|p| p.published.get(rtc_track_id))
             .copied()
         else {
+            if peers
+                .get(&publisher)
+                .is_some_and(|p| !p.permissions.publish)
+            {
+                counters.rtp_unpermitted += 1;
+            }
             return;
         };
         let Some(track) = tracks.get_mut(&track_id) else {

@@ -165,6 +165,10 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        if !peer.permissions.publish {
+            tracing::info!(peer = %id, track = %init.track_id, "track refused: may not publish");
+            return;
+        }
         if let Some(track_id) = peer.published.get(&init.track_id).copied() {
             // Another layer of a simulcast track.
             if let Some(track) = self.tracks.get_mut(&track_id) {
@@ -295,7 +299,10 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&subscriber) else {
             return;
         };
-        if !peer.negotiated_once || peer.subscriptions.contains_key(&track_id) {
+        if !peer.negotiated_once
+            || !peer.permissions.subscribe
+            || peer.subscriptions.contains_key(&track_id)
+        {
             return;
         }
         let ssrc: u32 = rand::random();

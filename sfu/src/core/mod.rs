@@ -28,6 +28,7 @@ mod negotiation;
 pub mod peer;
 pub mod peer_config;
 pub mod quality;
+mod permissions;
 mod reports;
 pub mod room;
 mod room_events;
@@ -52,6 +53,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 pub use admin::{ParticipantStats, RoomStats, VideoStats};
 pub use forwarder::{DropReason, Forwarder};
 pub use ids::{MediaKind, PeerId, TrackId};
+pub use permissions::Permissions;
 pub use stats::{Counters, Histograms, Snapshot};
 
 use peer::Peer;

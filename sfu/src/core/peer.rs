@@ -12,6 +12,8 @@ use super::subscription::Subscription;
 
 /// One participant.
 pub struct Peer {
+    /// What it may do (publish, subscribe).
+    pub permissions: super::Permissions,
     /// Our id for it.
     pub id: PeerId,
     /// The display name given at join.
@@ -99,6 +101,7 @@ impl Peer {
             dirty: false,
             relay_addrs: Vec::new(),
             twcc: false,
+            permissions: super::Permissions::default(),
             server_hello_sent: false,
         }
     }

@@ -92,6 +92,8 @@ pub struct Counters {
     pub dynacast_changes: u64,
     /// DTLS ClientHellos dropped after the ServerHello went out (`dtls_guard`).
     pub dtls_repeats_dropped: u64,
+    /// RTP from Peers not allowed to publish, dropped (`permissions.rs`).
+    pub rtp_unpermitted: u64,
 }
 
 impl Counters {
@@ -219,6 +221,7 @@ impl Snapshot {
         a.layer_switches += b.layer_switches;
         a.dynacast_changes += b.dynacast_changes;
         a.dtls_repeats_dropped += b.dtls_repeats_dropped;
+        a.rtp_unpermitted += b.rtp_unpermitted;
         for (x, y) in a.leaves.iter_mut().zip(b.leaves.iter()) {
             *x += y;
         }

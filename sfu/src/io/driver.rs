@@ -231,11 +231,13 @@ fn handle_command(
         Command::Join {
             room,
             name,
+            permissions,
             signals,
             reply,
         } => {
             let result = core.join(now, &room, &name);
             if let Ok(joined) = &result {
+                core.set_permissions(joined.peer_id, permissions);
                 sessions.insert(joined.peer_id, signals);
             }
             if let Err(Ok(joined)) = reply.send(result) {
