@@ -87,6 +87,12 @@ def _():
     sources = [i for i, l in enumerate(INSTRUCTIONS) if re.match(r"COPY (sfu|signaling|loadtest) ", l)]
     ensure(len(builds) == 2 and sources and builds[0] < min(sources) < builds[1], "dependencies are not built before the sources are copied")
     ensure(any(re.match(r"COPY Cargo\.toml Cargo\.lock", l) for l in INSTRUCTIONS), "Cargo.lock not copied first")
+    # Every workspace member's manifest must be in the dependency layer, and
+    # its sources copied afterwards.
+    members = re.search(r"members\s*=\s*\[([^\]]*)\]", (ROOT / "Cargo.toml").read_text()).group(1)
+    for member in re.findall(r'"([^"]+)"', members):
+        ensure(any(re.match(rf"COPY {re.escape(member)}/Cargo\.toml ", l) for l in INSTRUCTIONS), f"workspace member {member}: its Cargo.toml is not copied into the dependency layer")
+        ensure(any(re.match(rf"COPY {re.escape(member)} {re.escape(member)}$", l) for l in INSTRUCTIONS), f"workspace member {member}: its sources are not copied")
     return ", ".join(froms)
 
 
