@@ -1,6 +1,9 @@
 //! The admin REST API under `/api` (docs/api.md): list rooms, one
 //! participant's live figures, kick a participant, close a room, drain the
-//! server. Every request needs `Authorization: Bearer <admin token>`.
+//! server. Every request needs `Authorization: Bearer <token>`: the admin
+//! token (`--admin-token`), which may do everything, or an access token
+//! with the `roomAdmin` grant, which may list, look up, kick and close only
+//! in its own room (never drain).
 
 use std::sync::Arc;
 
@@ -42,7 +45,7 @@ async fn drain(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<DrainBody>), ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers)?.whole_server("draining")?;
     let started = state.start_drain();
     Ok((
         StatusCode::ACCEPTED,
@@ -118,7 +121,43 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// What an authorized request may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    /// The admin token: everything.
+    All,
+    /// A `roomAdmin` access token: this room only.
+    Room(String),
+}
+
+impl Scope {
+    /// `Ok` when this scope covers `room`, else 403.
+    fn covers(&self, room: &str) -> Result<(), ApiError> {
+        match self {
+            Scope::All => Ok(()),
+            Scope::Room(own) if own == room => Ok(()),
+            Scope::Room(own) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this token administers room {own:?} only"),
+            )),
+        }
+    }
+
+    /// `Ok` for the admin token only, else 403.
+    fn whole_server(&self, what: &str) -> Result<(), ApiError> {
+        match self {
+            Scope::All => Ok(()),
+            Scope::Room(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("{what} needs the admin token; a room admin token is not enough"),
+            )),
+        }
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -126,7 +165,21 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     match given {
-        Some(token) if same(token.as_bytes(), state.admin_token.as_bytes()) => Ok(()),
+        Some(token) if same(token.as_bytes(), state.admin_token.as_bytes()) => Ok(Scope::All),
+        // Three dot-separated parts: an access token.
+        Some(token) if token.matches('.').count() == 2 => {
+            let claims = state.security.auth.keys.verify(token).map_err(|err| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string())
+            })?;
+            if !claims.grants.room_admin {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this access token has no roomAdmin grant",
+                ));
+            }
+            Ok(Scope::Room(claims.room))
+        }
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -135,7 +188,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "missing 'Authorization: Bearer <admin token>'",
+            "missing 'Authorization: Bearer <admin token or roomAdmin access token>'",
         )),
     }
 }
@@ -268,10 +321,14 @@ async fn list_rooms(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    let scope = authorize(&state, &headers)?;
     let rooms = state.worker.rooms().await?;
     Ok(Json(RoomsJson {
-        rooms: rooms.iter().map(RoomJson::from).collect(),
+        rooms: rooms
+            .iter()
+            .filter(|r| scope.covers(&r.name).is_ok())
+            .map(RoomJson::from)
+            .collect(),
     })
     .into_response())
 }
@@ -281,7 +338,7 @@ async fn participant(
     headers: HeaderMap,
     Path((room, peer)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers)?.covers(&room)?;
     let p = find(&state, &room, &peer).await?;
     Ok(Json(ParticipantJson::from(&p)).into_response())
 }
@@ -291,7 +348,7 @@ async fn kick(
     headers: HeaderMap,
     Path((room, peer)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers)?.covers(&room)?;
     let p = find(&state, &room, &peer).await?;
     state.worker.kick(p.peer_id).await?;
     tracing::info!(peer = %p.peer_id, room, "kicked by admin");
@@ -308,7 +365,7 @@ async fn close_room(
     headers: HeaderMap,
     Path(room): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers)?.covers(&room)?;
     match state.worker.close_room(room.clone()).await? {
         0 => Err(ApiError::not_found(format!("no room {room:?}"))),
         removed => {

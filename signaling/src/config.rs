@@ -108,10 +108,37 @@ pub struct Config {
     #[arg(long, env = "SFU_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// API key that access tokens name as their issuer (`iss`). With
+    /// --api-secret; without both the server runs in dev mode (only on a
+    /// loopback bind, or with --dev).
+    #[arg(long, env = "SFU_API_KEY", global = true)]
+    pub api_key: Option<String>,
+
+    /// Secret access tokens are signed with (HS256).
+    #[arg(long, env = "SFU_API_SECRET", hide_env_values = true, global = true)]
+    pub api_secret: Option<String>,
+
+    /// Dev mode: `POST /api/token` mints access tokens for anyone. Implied
+    /// when no --api-key/--api-secret is set and --bind is loopback. Never
+    /// on a public server.
+    #[arg(long, env = "SFU_DEV")]
+    pub dev: bool,
+
+    /// Origins (scheme://host[:port]) browsers may open /ws and call /api
+    /// from, comma separated; `*` allows any. Same-origin is always
+    /// allowed, and in dev mode also http://localhost:* and
+    /// http://127.0.0.1:*.
+    #[arg(long, env = "SFU_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origin: Vec<String>,
+
     /// Seconds an unanswered 1:1 call rings before it times out.
     #[arg(long, env = "SFU_RING_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ring_timeout_secs: u64,
+
+    /// A task other than serving (`token`).
+    #[command(subcommand)]
+    pub command: Option<crate::token_cli::Command>,
 
     /// Log format.
     #[arg(long, env = "SFU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -120,7 +147,8 @@ pub struct Config {
 
 impl Config {
     /// Loopback on free ports, with `admin_token` as the admin token: what
-    /// in-process tests run.
+    /// in-process tests run. Dev mode, with a random API secret unless the
+    /// test sets `api_key` and `api_secret`.
     pub fn loopback(admin_token: &str) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -140,6 +168,11 @@ impl Config {
             drain_timeout_secs: 30,
             admin_token: Some(admin_token.to_owned()),
             ring_timeout_secs: 30,
+            api_key: None,
+            api_secret: None,
+            dev: true,
+            allowed_origin: Vec::new(),
+            command: None,
             log_format: LogFormat::Text,
         }
     }

@@ -3,6 +3,7 @@
 //! (`main.rs`) parses the command line and calls [`start`].
 
 pub mod api;
+pub mod auth;
 pub mod calls;
 pub mod config;
 pub mod ice_servers;
@@ -11,6 +12,9 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod resume;
 pub mod room_messages;
+pub mod security;
+pub mod token_api;
+pub mod token_cli;
 pub mod web;
 pub mod ws;
 
@@ -58,6 +62,8 @@ pub struct AppState {
     pub resume_grace: Duration,
     /// Those sessions, by resume token.
     pub parked: resume::Parked<ws::Session>,
+    /// Access tokens, dev mode and allowed origins.
+    pub security: security::Security,
 }
 
 /// The HTTP routes.
@@ -67,7 +73,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
-        .merge(api::routes())
+        .merge(
+            api::routes()
+                .merge(token_api::routes())
+                .layer(state.security.cors()),
+        )
         .fallback(web::static_file)
         .with_state(state)
 }
@@ -124,6 +134,8 @@ pub struct Server {
     pub tcp_addr: Option<SocketAddr>,
     /// The admin API's bearer token (generated when not configured).
     pub admin_token: String,
+    /// Dev mode: anyone can mint access tokens with `POST /api/token`.
+    pub dev_mode: bool,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -143,6 +155,11 @@ impl AppState {
 }
 
 impl Server {
+    /// The key and secret access tokens are checked with.
+    pub fn keys(&self) -> &auth::Keys {
+        &self.state.security.auth.keys
+    }
+
     /// Resolves when a drain has started (by `POST /api/drain`).
     pub async fn drain_requested(&self) {
         let mut rx = self.state.drain.subscribe();
@@ -192,6 +209,10 @@ impl Server {
 
 /// Binds the HTTP listener and the media sockets and starts serving.
 pub async fn start(config: Config) -> std::io::Result<Server> {
+    let metrics = Metrics::new();
+    let security = security::Security::new(&config, metrics.registry())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let dev_mode = security.auth.dev;
     let ice_servers = IceServers::from_config(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let media_ip = config.media_bind_ip.unwrap_or(config.bind.ip());
@@ -211,7 +232,8 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
     let state = Arc::new(AppState {
         worker: handle,
-        metrics: Metrics::new(),
+        metrics,
+        security,
         ice_servers,
         shutdown: shutdown_rx.clone(),
         admin_token: admin_token.clone(),
@@ -239,6 +261,7 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         public_addr,
         tcp_addr,
         admin_token,
+        dev_mode,
         state,
         shutdown: shutdown_tx,
         task,

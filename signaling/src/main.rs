@@ -15,6 +15,18 @@ const DEFAULT_LOG_FILTER: &str =
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
+    if let Some(signaling::token_cli::Command::Token(args)) = &config.command {
+        return match signaling::token_cli::mint(&config, args) {
+            Ok(token) => {
+                println!("{token}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("sfu-server token: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let logs = tracing_subscriber::fmt()
@@ -49,6 +61,16 @@ async fn main() -> std::process::ExitCode {
     );
     if let Some(tcp) = server.tcp_addr {
         banner.push_str(&format!("ice-tcp on tcp {tcp}\n"));
+    }
+    if server.dev_mode {
+        banner.push_str(
+            "WARNING: DEV MODE: anyone can mint access tokens (POST /api/token); \
+             set --api-key and --api-secret for production\n",
+        );
+        tracing::warn!(
+            "dev mode: anyone can mint access tokens with POST /api/token; \
+             never run dev mode on a public server"
+        );
     }
     if generated_token {
         banner.push_str(&format!(

@@ -37,6 +37,11 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
 }
 
 impl Metrics {
+    /// The registry, for metrics kept elsewhere (`security.rs`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// A fresh set.
     pub fn new() -> Self {
         let registry = Registry::new();
@@ -331,6 +336,12 @@ fn media_registry(s: &Snapshot) -> Registry {
         "sfu_dtls_repeats_dropped_total",
         "DTLS ClientHellos repeated after the SFU's ServerHello, dropped so that its retransmission timer runs",
         c.dtls_repeats_dropped,
+    );
+    counter(
+        &r,
+        "sfu_rtp_unpermitted_total",
+        "RTP packets from participants whose token may not publish, dropped",
+        c.rtp_unpermitted,
     );
     let tcp = &s.ice_tcp;
     gauge(

@@ -29,6 +29,9 @@ pub enum ClientMessage {
         room: String,
         /// The display name.
         name: String,
+        /// The access token (or `?access_token=` on the /ws URL).
+        #[serde(default)]
+        token: Option<String>,
     },
     /// The client's SDP offer.
     Offer {
@@ -56,6 +59,9 @@ pub enum ClientMessage {
         /// The ID to reserve (the one stored from an earlier visit); a fresh
         /// one when absent.
         call_id: Option<String>,
+        /// The access token (or `?access_token=` on the /ws URL).
+        #[serde(default)]
+        token: Option<String>,
     },
     /// Ring the holder of a call ID.
     Call {
@@ -114,6 +120,9 @@ pub enum ClientMessage {
     Resume {
         /// `joined.resumeToken` of that session.
         token: String,
+        /// The access token (or `?access_token=` on the /ws URL).
+        #[serde(default)]
+        access_token: Option<String>,
     },
     /// Says what one of the client's tracks shows.
     TrackSource {
@@ -146,7 +155,7 @@ pub const CLIENT_TYPES: [&str; 17] = [
 ];
 
 /// Every `code` an `error` message may carry (docs/signaling.md).
-pub const ERROR_CODES: [&str; 29] = [
+pub const ERROR_CODES: [&str; 32] = [
     "bad_json",
     "unknown_type",
     "binary_not_supported",
@@ -176,6 +185,9 @@ pub const ERROR_CODES: [&str; 29] = [
     "bad_track",
     "resume_failed",
     "draining",
+    "unauthorized",
+    "forbidden",
+    "room_not_found",
 ];
 
 /// Why a client frame was not understood.
@@ -313,14 +325,16 @@ mod tests {
             parse_client_message(r#"{"type":"register","name":"A","callId":"ABCDEFG"}"#),
             Ok(ClientMessage::Register {
                 name: Some(_),
-                call_id: Some(_)
+                call_id: Some(_),
+                ..
             })
         ));
         assert!(matches!(
             parse_client_message(r#"{"type":"register"}"#),
             Ok(ClientMessage::Register {
                 name: None,
-                call_id: None
+                call_id: None,
+                token: None
             })
         ));
         assert!(matches!(

@@ -10,6 +10,7 @@
 //! Call requests are in `ws/calling.rs`, in-room requests (chat, mute,
 //! track sources) in `ws/in_room.rs`.
 
+mod access;
 mod calling;
 mod in_room;
 mod video;
@@ -71,7 +72,17 @@ fn is_capacity_error(err: &axum::Error) -> bool {
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Upgrades to a signaling session.
-pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(query): axum::extract::Query<WsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Err(reason) = state.security.check_origin(&headers) {
+        use axum::response::IntoResponse;
+        return (axum::http::StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
+    }
+    let url_token = query.access_token;
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .on_upgrade(move |socket| {
@@ -79,8 +90,15 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -
             // Every log line of this socket carries its connection id, and its
             // room and peer id once it has joined.
             let span = tracing::info_span!("ws", conn = id, room = Empty, peer = Empty);
-            session(socket, state, id).instrument(span)
+            session(socket, state, id, url_token).instrument(span)
         })
+}
+
+/// The query string of `/ws`.
+#[derive(Debug, serde::Deserialize)]
+pub struct WsQuery {
+    /// An access token, for clients that cannot put it in `join`.
+    access_token: Option<String>,
 }
 
 /// What the session loop does after handling a client message.
@@ -144,14 +162,23 @@ pub struct Session {
     resume_token: Option<String>,
     /// Fires when a new socket takes this session over.
     takeover: Option<oneshot::Receiver<()>>,
+    /// The claims of the token this session joined its room with.
+    access: Option<crate::auth::Claims>,
+    /// The claims of the token it registered its call ID with.
+    call_access: Option<crate::auth::Claims>,
+    /// `?access_token=` of the /ws URL.
+    url_token: Option<String>,
+    /// Set when a request must close the socket after its reply.
+    close_after: Option<(u16, String)>,
 }
 
-async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64) {
+async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64, url_token: Option<String>) {
     state.metrics.ws_connections.inc();
     let mut shutdown = state.shutdown.clone();
     let mut drain = state.drain.subscribe();
     let (mut sink, mut stream) = socket.split();
     let mut s = Session::new(state.clone(), conn);
+    s.url_token = url_token.filter(|t| !t.is_empty());
     // A socket that opens during a drain is told at once.
     let mut told_to_migrate = *drain.borrow_and_update();
     if told_to_migrate {
@@ -384,6 +411,10 @@ impl Session {
             request: None,
             resume_token: None,
             takeover: None,
+            access: None,
+            call_access: None,
+            url_token: None,
+            close_after: None,
         }
     }
 
@@ -552,15 +583,21 @@ impl Session {
             .with_label_values(&[kind])
             .inc();
         self.request = Some(kind);
-        self.handle(message).await;
+        let mut message = message;
+        if self.admit(&mut message).await {
+            self.handle(message).await;
+        }
         self.request = None;
-        Next::Continue
+        match self.close_after.take() {
+            Some((code, reason)) => Next::Close(code, reason),
+            None => Next::Continue,
+        }
     }
 
     async fn handle(&mut self, message: ClientMessage) {
         match message {
             ClientMessage::Ping => self.outbox.push(ServerMessage::Pong),
-            ClientMessage::Join { room, name } => self.join(room, name).await,
+            ClientMessage::Join { room, name, .. } => self.join(room, name).await,
             ClientMessage::Leave => self.leave().await,
             ClientMessage::Offer { sdp } => {
                 if let Some(peer) = self.joined_peer() {
@@ -583,7 +620,7 @@ impl Session {
                     }
                 }
             }
-            ClientMessage::Register { name, call_id } => self.register(name, call_id),
+            ClientMessage::Register { name, call_id, .. } => self.register(name, call_id),
             ClientMessage::Call { to } => self.call(&to),
             ClientMessage::Accept { call } => self.act(&call, crate::calls::CallAction::Accept),
             ClientMessage::Decline { call } => self.act(&call, crate::calls::CallAction::Decline),
@@ -594,7 +631,7 @@ impl Session {
             ClientMessage::TrackSource { track_id, source } => {
                 self.track_source(track_id, source).await
             }
-            ClientMessage::Resume { token } => self.resume(token).await,
+            ClientMessage::Resume { token, .. } => self.resume(token).await,
             ClientMessage::VideoPreference {
                 track_id,
                 width,
@@ -634,7 +671,12 @@ impl Session {
             return self.error(err.code(), err.to_string());
         }
         let name = name.trim().to_owned();
-        match self.state.worker.join(room.clone(), name).await {
+        match self
+            .state
+            .worker
+            .join_with(room.clone(), name, self.permissions())
+            .await
+        {
             Ok((joined, signals)) => {
                 self.peer = Some(joined.peer_id);
                 self.room = Some(room.clone());

@@ -25,9 +25,16 @@ const AUTH: (&str, &str) = ("Authorization", "Bearer test-admin-token");
 async fn oneshot_auth_and_errors() {
     let worker = Worker::spawn(WorkerConfig::loopback("127.0.0.1".parse().unwrap())).unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
+    let metrics = Metrics::new();
+    let security = signaling::security::Security::new(
+        &signaling::Config::loopback("secret"),
+        metrics.registry(),
+    )
+    .unwrap();
     let state = Arc::new(AppState {
         worker: worker.handle,
-        metrics: Metrics::new(),
+        metrics,
+        security,
         ice_servers: signaling::ice_servers::IceServers::none(),
         shutdown,
         admin_token: "secret".to_owned(),

@@ -80,13 +80,61 @@ fn exits_cleanly_on_sigint() {
 #[test]
 fn refuses_unspecified_media_address_without_public_ip() {
     let output = Command::new(env!("CARGO_BIN_EXE_sfu-server"))
-        .args(["--bind", "0.0.0.0:0", "--udp-port", "0"])
+        .args(["--bind", "0.0.0.0:0", "--udp-port", "0", "--dev"])
         .env_remove("SFU_PUBLIC_IP")
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("public IP"), "{stderr}");
+}
+
+/// Not loopback, no API key and secret, no `--dev`: the server refuses to
+/// start rather than run an open dev server.
+#[test]
+fn refuses_to_start_open_to_the_network_without_keys() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sfu-server"))
+        .args(["--bind", "0.0.0.0:0", "--udp-port", "0", "--tcp-port", "0"])
+        .env_remove("SFU_API_KEY")
+        .env_remove("SFU_API_SECRET")
+        .env_remove("SFU_DEV")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--api-key") && stderr.contains("--dev"),
+        "{stderr}"
+    );
+}
+
+/// The zero-config run is dev mode, and says so loudly.
+#[test]
+fn zero_config_is_dev_mode_and_says_so() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sfu-server"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--udp-port",
+            "0",
+            "--tcp-port",
+            "0",
+        ])
+        .env_remove("SFU_API_KEY")
+        .env_remove("SFU_API_SECRET")
+        .env_remove("SFU_PUBLIC_IP")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let warned = BufReader::new(stdout)
+        .lines()
+        .take(5)
+        .map_while(Result::ok)
+        .any(|l| l.contains("WARNING: DEV MODE") && l.contains("anyone can mint"));
+    assert!(warned, "no dev mode warning in the banner");
+    signal_and_wait(child, "TERM");
 }
 
 #[test]
@@ -133,11 +181,26 @@ fn json_logs_are_one_object_per_line() {
 #[test]
 fn sigterm_drains_then_exits_within_the_deadline() {
     use tungstenite::Message;
-    let (child, url) = spawn(&[("SFU_UDP_PORT", "0"), ("SFU_DRAIN_TIMEOUT_SECS", "2")]);
+    let (child, url) = spawn(&[
+        ("SFU_UDP_PORT", "0"),
+        ("SFU_DRAIN_TIMEOUT_SECS", "2"),
+        ("SFU_API_KEY", "k"),
+        ("SFU_API_SECRET", "s"),
+    ]);
     let host = url.trim_start_matches("http://").to_owned();
     let (mut ws, _) = tungstenite::connect(format!("ws://{host}/ws")).unwrap();
+    let token = signaling::auth::Keys::new("k", b"s".to_vec())
+        .mint(&signaling::auth::TokenRequest {
+            room: "drain".to_owned(),
+            identity: "stays".to_owned(),
+            name: String::new(),
+            grants: signaling::auth::Grants::dev_default(),
+            ttl: Duration::from_secs(600),
+        })
+        .unwrap();
     ws.send(Message::text(
-        r#"{"type":"join","room":"drain","name":"Stays"}"#,
+        serde_json::json!({"type": "join", "room": "drain", "name": "Stays", "token": token})
+            .to_string(),
     ))
     .unwrap();
     let joined = ws.read().unwrap().into_text().unwrap();

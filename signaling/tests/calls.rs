@@ -68,7 +68,11 @@ async fn call_ids_are_reserved_while_connected() {
     // Another socket cannot take it, in any spelling.
     let mut b = connect(server.http_addr).await;
     let lower = id.to_lowercase();
-    send_json(&mut b, &json!({"type": "register", "callId": lower})).await;
+    send_json(
+        &mut b,
+        &json!({"type": "register", "callId": lower, "token": common::token("calls", &id)}),
+    )
+    .await;
     expect_error(&mut b, "id_taken").await;
     // Renaming keeps the ID; asking for another one is refused.
     assert_eq!(register(&mut a, "Alice B.", Some(&id)).await, id);
@@ -87,7 +91,11 @@ async fn call_ids_are_reserved_while_connected() {
     drop(a);
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        send_json(&mut b, &json!({"type": "register", "callId": id})).await;
+        send_json(
+            &mut b,
+            &json!({"type": "register", "callId": id, "token": common::token("calls", &id)}),
+        )
+        .await;
         let reply = recv_json(&mut b).await;
         if reply["type"] == "registered" {
             assert_eq!(reply["callId"], id.as_str());
@@ -313,7 +321,11 @@ async fn a_party_whose_socket_closed_rejoins_the_call_on_a_new_socket() {
     expect_type(&mut a, "participantLeft").await;
     // Nobody else can take Alice's ID meanwhile.
     let mut m = connect(server.http_addr).await;
-    send_json(&mut m, &json!({"type": "register", "callId": a_id})).await;
+    send_json(
+        &mut m,
+        &json!({"type": "register", "callId": a_id, "token": common::token("calls", &a_id)}),
+    )
+    .await;
     expect_error(&mut m, "id_taken").await;
 
     // Bob is back: same ID, same room.

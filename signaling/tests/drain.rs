@@ -49,7 +49,8 @@ async fn drain_refuses_joins_tells_clients_and_ends_at_the_deadline() {
     );
     send_json(
         &mut late,
-        &json!({"type": "join", "room": "drain-room", "name": "Late"}),
+        &json!({"type": "join", "room": "drain-room", "name": "Late",
+                "token": common::token("drain-room", "late")}),
     )
     .await;
     expect_error(&mut late, "draining").await;

@@ -22,20 +22,62 @@ pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 /// The admin API token of test servers.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// The API key of test servers.
+pub const API_KEY: &str = "test-key";
+/// The API secret of test servers.
+pub const API_SECRET: &str = "test-secret";
+
+/// The keys test servers check tokens with.
+pub fn keys() -> signaling::auth::Keys {
+    signaling::auth::Keys::new(API_KEY, API_SECRET.as_bytes().to_vec())
+}
+
+/// A token for `room` as `identity`, with dev mode's default grants.
+pub fn token(room: &str, identity: &str) -> String {
+    token_with(room, identity, signaling::auth::Grants::dev_default())
+}
+
+/// A token for `room` as `identity` with `grants`, valid for an hour.
+pub fn token_with(room: &str, identity: &str, grants: signaling::auth::Grants) -> String {
+    keys()
+        .mint(&signaling::auth::TokenRequest {
+            room: room.to_owned(),
+            identity: identity.to_owned(),
+            name: String::new(),
+            grants,
+            ttl: Duration::from_secs(3600),
+        })
+        .expect("test token mints")
+}
+
+/// A fresh identity that is not a call ID.
+pub fn fresh_identity() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("tester-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A client connection to `/ws`.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Starts a server on loopback with ephemeral TCP and UDP ports.
 pub async fn start_server() -> Server {
-    signaling::start(Config::loopback(ADMIN_TOKEN))
-        .await
-        .expect("server starts")
+    start_server_with(|_| {}).await
+}
+
+/// The test servers' config: loopback, dev mode, [`API_KEY`] and
+/// [`API_SECRET`].
+pub fn test_config() -> Config {
+    let mut c = Config::loopback(ADMIN_TOKEN);
+    c.api_key = Some(API_KEY.to_owned());
+    c.api_secret = Some(API_SECRET.to_owned());
+    c
 }
 
 /// Starts a server on loopback with ephemeral ports and `config`'s other
 /// settings (for example a short ring timeout).
 pub async fn start_server_with(config: impl FnOnce(&mut Config)) -> Server {
-    let mut c = Config::loopback(ADMIN_TOKEN);
+    let mut c = test_config();
     config(&mut c);
     signaling::start(c).await.expect("server starts")
 }
@@ -45,6 +87,7 @@ pub async fn register(ws: &mut Ws, name: &str, call_id: Option<&str>) -> String 
     let mut msg = serde_json::json!({"type": "register", "name": name});
     if let Some(id) = call_id {
         msg["callId"] = id.into();
+        msg["token"] = token("calls", id).into();
     }
     send_json(ws, &msg).await;
     let reply = recv_json(ws).await;
@@ -62,10 +105,24 @@ pub async fn stop_server(server: Server) {
         .expect("server task ends cleanly");
 }
 
-/// Opens a signaling WebSocket.
+/// Opens a signaling WebSocket, with a token on the URL (room `lobby`, a
+/// fresh identity) that serves `register` and `resume`; `join` carries
+/// its own ([`join`]).
 pub async fn connect(addr: SocketAddr) -> Ws {
-    let url = format!("ws://{addr}/ws");
-    let (ws, response) = timeout(RECV_TIMEOUT, connect_async(url.as_str()))
+    let url = format!(
+        "ws://{addr}/ws?access_token={}",
+        token("lobby", &fresh_identity())
+    );
+    connect_url(&url).await
+}
+
+/// Opens a signaling WebSocket without a token.
+pub async fn connect_bare(addr: SocketAddr) -> Ws {
+    connect_url(&format!("ws://{addr}/ws")).await
+}
+
+async fn connect_url(url: &str) -> Ws {
+    let (ws, response) = timeout(RECV_TIMEOUT, connect_async(url))
         .await
         .expect("websocket connect timed out")
         .expect("websocket connects");
@@ -131,7 +188,8 @@ pub async fn ping_pong(ws: &mut Ws) {
 pub async fn join(ws: &mut Ws, room: &str, name: &str) -> Value {
     send_json(
         ws,
-        &serde_json::json!({"type": "join", "room": room, "name": name}),
+        &serde_json::json!({"type": "join", "room": room, "name": name,
+                            "token": token(room, &fresh_identity())}),
     )
     .await;
     let msg = recv_json(ws).await;
