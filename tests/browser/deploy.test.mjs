@@ -22,7 +22,8 @@
 //
 // Needs `bash deploy/check.sh --tools-only` first (Docker Compose into
 // target/deploy-tools; .ci/run does it), and prometheus, coturn and
-// redis-server from Debian.
+// redis-server from Debian. DEPLOY_TEST_TURN_VERBOSE=1 adds coturn's
+// --verbose (its session log) to the output of a failure.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -309,7 +310,6 @@ describe('the compose stack without containers: sfu-server, Prometheus, coturn a
       },
       { timeoutMs: 40_000, intervalMs: 500, describe: (v) => `framesDecoded ${JSON.stringify(v.f)}\n--- coturn ---\n${procs.coturn.log.slice(-4000)}` },
     );
-    void 0;
     console.log(`framesDecoded through coturn: Alice ${frames.f[0]}, Bob ${frames.f[1]}`);
     for (const p of [people.Alice, people.Bob]) {
       const pair = await selectedPair(p.page);
