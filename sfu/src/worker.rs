@@ -133,6 +133,29 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// The Peer blamed if carrying this out panics: the one whose input or
+    /// state it concerns.
+    pub(crate) fn suspect(&self) -> crate::core::containment::Suspect {
+        use crate::core::containment::Suspect;
+        match self {
+            Command::Offer { peer, .. }
+            | Command::Answer { peer, .. }
+            | Command::Candidate { peer, .. }
+            | Command::Leave { peer, .. }
+            | Command::Participant { peer, .. }
+            | Command::Kick { peer, .. }
+            | Command::SetMuted { peer, .. }
+            | Command::Broadcast { peer, .. }
+            | Command::VideoPreference { peer, .. } => Suspect::Peer(*peer),
+            Command::Join { .. }
+            | Command::Snapshot { .. }
+            | Command::Rooms { .. }
+            | Command::CloseRoom { .. } => Suspect::Nobody,
+        }
+    }
+}
+
 /// The control plane's side of a Worker. Cheap to clone.
 #[derive(Clone)]
 pub struct WorkerHandle {

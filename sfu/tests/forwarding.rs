@@ -177,7 +177,7 @@ fn operator_figures_come_from_real_rtcp() {
         .any(|s| matches!(s, Signal::Removed { .. })));
     assert_eq!(
         sim.core.snapshot().counters.leaves,
-        [0, 0, 1, 0],
+        [0, 0, 1, 0, 0],
         "one kick"
     );
     assert_eq!(sim.core.close_room(now, "room"), 1);
@@ -249,7 +249,7 @@ fn leaving_frees_tracks_subscriptions_and_routes() {
     assert_eq!(snap.peers, 1);
     assert_eq!(snap.video_tracks + snap.audio_tracks, 0);
     assert_eq!(snap.subscriptions, 0);
-    assert_eq!(snap.counters.leaves, [1, 0, 0, 0], "one normal leave");
+    assert_eq!(snap.counters.leaves, [1, 0, 0, 0, 0], "one normal leave");
     let signals = &sim.clients[sub].signals;
     assert!(signals.contains(&Signal::ParticipantLeft { peer_id: alice }));
     assert!(signals

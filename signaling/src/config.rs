@@ -136,6 +136,69 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ring_timeout_secs: u64,
 
+    /// Largest signaling message a client may send, in bytes.
+    #[arg(long, env = "SFU_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1024 * 1024))]
+    pub max_message_bytes: usize,
+
+    /// Signaling messages per second one connection may send (bursts of
+    /// four times as many pass); the excess is dropped, and a connection
+    /// that keeps flooding is closed.
+    #[arg(long, env = "SFU_MAX_MESSAGES_PER_SEC", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_messages_per_sec: u32,
+
+    /// Open signaling connections from one IP address.
+    #[arg(long, env = "SFU_MAX_CONNECTIONS_PER_IP", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_ip: u32,
+
+    /// Participants on this node; joins beyond it are refused.
+    #[arg(long, env = "SFU_MAX_PEERS", default_value_t = 2000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_peers: usize,
+
+    /// Tracks (media sections that send) one participant's offer may
+    /// carry.
+    #[arg(long, env = "SFU_MAX_TRACKS_PER_PEER", default_value_t = 16,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512))]
+    pub max_tracks_per_peer: usize,
+
+    /// Largest SDP offer or answer, in bytes.
+    #[arg(long, env = "SFU_MAX_SDP_BYTES", default_value_t = 60_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1024 * 1024))]
+    pub max_sdp_bytes: usize,
+
+    /// Most lines in an SDP offer or answer.
+    #[arg(long, env = "SFU_MAX_SDP_LINES", default_value_t = 3000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(10..=100_000))]
+    pub max_sdp_lines: usize,
+
+    /// ICE candidates a client may trickle per offer or answer.
+    #[arg(long, env = "SFU_MAX_CANDIDATES_PER_OFFER", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_candidates_per_offer: u32,
+
+    /// Seconds a signaling socket may stay open without joining a room,
+    /// registering a call ID or resuming a session.
+    #[arg(long, env = "SFU_JOIN_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub join_timeout_secs: u64,
+
+    /// PEM certificate chain: serve HTTPS and WSS (with --tls-key). The
+    /// files are reloaded on SIGHUP and when they change.
+    #[arg(long, env = "SFU_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "SFU_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// With TLS on: also listen for plain HTTP here (for example
+    /// 0.0.0.0:80) and redirect every request to HTTPS.
+    #[arg(long, env = "SFU_REDIRECT_HTTP_BIND", requires = "tls_cert")]
+    pub redirect_http_bind: Option<SocketAddr>,
+
     /// A task other than serving (`token`).
     #[command(subcommand)]
     pub command: Option<crate::token_cli::Command>,
@@ -173,6 +236,18 @@ impl Config {
             dev: true,
             allowed_origin: Vec::new(),
             command: None,
+            max_message_bytes: 64 * 1024,
+            max_messages_per_sec: 50,
+            max_connections_per_ip: 256,
+            max_peers: 2000,
+            max_tracks_per_peer: 16,
+            max_sdp_bytes: 60_000,
+            max_sdp_lines: 3000,
+            max_candidates_per_offer: 64,
+            join_timeout_secs: 10,
+            tls_cert: None,
+            tls_key: None,
+            redirect_http_bind: None,
             log_format: LogFormat::Text,
         }
     }

@@ -7,12 +7,14 @@ pub mod auth;
 pub mod calls;
 pub mod config;
 pub mod ice_servers;
+pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
 pub mod resume;
 pub mod room_messages;
 pub mod security;
+pub mod tls;
 pub mod token_api;
 pub mod token_cli;
 pub mod web;
@@ -64,6 +66,20 @@ pub struct AppState {
     pub parked: resume::Parked<ws::Session>,
     /// Access tokens, dev mode and allowed origins.
     pub security: security::Security,
+    /// Limits on what one client may send or hold.
+    pub limits: limits::Limits,
+    /// Open signaling connections per client IP.
+    pub ip_connections: Arc<limits::IpConnections>,
+}
+
+impl AppState {
+    /// Counts one refusal by `limit`.
+    pub fn limit_hit(&self, limit: limits::Limit) {
+        self.metrics
+            .limit_rejections
+            .with_label_values(&[limit.label()])
+            .inc();
+    }
 }
 
 /// The HTTP routes.
@@ -126,6 +142,10 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> impl IntoRespons
 pub struct Server {
     /// Where HTTP and WebSocket signaling listen.
     pub http_addr: SocketAddr,
+    /// Whether that is HTTPS and WSS (`--tls-cert`).
+    pub https: bool,
+    /// Where plain HTTP is redirected to HTTPS, if it is.
+    pub redirect_addr: Option<SocketAddr>,
     /// The media Worker's bound UDP address.
     pub udp_addr: SocketAddr,
     /// The (first) UDP address advertised in ICE candidates.
@@ -223,8 +243,26 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         public_ips,
         consent_timeout: Duration::from_secs(config.consent_timeout_secs),
     })?;
+    let tls_files = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let tls_config = match &tls_files {
+        Some(files) => Some(files.load().await?),
+        None => None,
+    };
     let listener = TcpListener::bind(config.bind).await?;
     let http_addr = listener.local_addr()?;
+    let redirect = match config.redirect_http_bind {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("--redirect-http-bind {addr}: {e}"))
+        })?),
+        None => None,
+    };
+    let redirect_addr = redirect.as_ref().map(|l| l.local_addr()).transpose()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let handle = worker.handle;
     let (udp_addr, public_addr, tcp_addr) =
@@ -245,18 +283,40 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         parked: Default::default(),
         drain: watch::channel(false).0,
         drain_timeout: Duration::from_secs(config.drain_timeout_secs),
+        limits: limits::Limits::from_config(&config),
+        ip_connections: Default::default(),
     });
     let app = router(state.clone());
+    if let Some(redirect) = redirect {
+        let stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            if let Err(err) = tls::serve_redirect(redirect, http_addr.port(), stop).await {
+                tracing::error!(%err, "HTTP to HTTPS redirect stopped");
+            }
+        });
+    }
     let mut stop = shutdown_rx;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+    let https = tls_config.is_some();
+    let task = match (tls_files, tls_config) {
+        (Some(files), Some(tls_config)) => {
+            files.spawn_reloader(tls_config.clone(), stop.clone());
+            tokio::spawn(tls::serve(listener, app, tls_config, stop))
+        }
+        _ => tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             })
             .await
-    });
+        }),
+    };
     Ok(Server {
         http_addr,
+        https,
+        redirect_addr,
         udp_addr,
         public_addr,
         tcp_addr,

@@ -56,9 +56,15 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let mut banner = format!(
-        "sfu-server listening on http://{}\nmedia on udp {} (advertised as {})\n",
-        server.http_addr, server.udp_addr, server.public_addr
+        "sfu-server listening on {}://{}\nmedia on udp {} (advertised as {})\n",
+        if server.https { "https" } else { "http" },
+        server.http_addr,
+        server.udp_addr,
+        server.public_addr
     );
+    if let Some(redirect) = server.redirect_addr {
+        banner.push_str(&format!("plain HTTP on {redirect} redirects to HTTPS\n"));
+    }
     if let Some(tcp) = server.tcp_addr {
         banner.push_str(&format!("ice-tcp on tcp {tcp}\n"));
     }

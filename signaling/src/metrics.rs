@@ -26,6 +26,8 @@ pub struct Metrics {
     pub parked_sessions: IntGauge,
     /// Sessions resumed on a new socket.
     pub resumes: IntCounter,
+    /// Requests and connections refused by a limit, by limit.
+    pub limit_rejections: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -95,8 +97,22 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let limit_rejections = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sfu_limit_rejections_total",
+                    "Signaling messages, connections and requests refused by a limit, by limit",
+                ),
+                &["limit"],
+            )
+            .expect("valid metric"),
+        );
         // Every series exists from the start, so rates and alerts work
         // before the first message or error.
+        for limit in crate::limits::Limit::ALL {
+            limit_rejections.with_label_values(&[limit.label()]);
+        }
         for kind in protocol::CLIENT_TYPES.iter().chain(["invalid"].iter()) {
             ws_messages.with_label_values(&[kind]);
         }
@@ -110,6 +126,7 @@ impl Metrics {
             ws_errors,
             parked_sessions,
             resumes,
+            limit_rejections,
         }
     }
 
@@ -342,6 +359,12 @@ fn media_registry(s: &Snapshot) -> Registry {
         "sfu_rtp_unpermitted_total",
         "RTP packets from participants whose token may not publish, dropped",
         c.rtp_unpermitted,
+    );
+    counter(
+        &r,
+        "sfu_worker_panics_total",
+        "Panics in the media worker, contained (the participant removed, or the worker's rooms restarted)",
+        c.panics,
     );
     let tcp = &s.ice_tcp;
     gauge(

@@ -155,7 +155,7 @@ pub const CLIENT_TYPES: [&str; 17] = [
 ];
 
 /// Every `code` an `error` message may carry (docs/signaling.md).
-pub const ERROR_CODES: [&str; 32] = [
+pub const ERROR_CODES: [&str; 35] = [
     "bad_json",
     "unknown_type",
     "binary_not_supported",
@@ -188,6 +188,9 @@ pub const ERROR_CODES: [&str; 32] = [
     "unauthorized",
     "forbidden",
     "room_not_found",
+    "limit_exceeded",
+    "server_full",
+    "join_timeout",
 ];
 
 /// Why a client frame was not understood.

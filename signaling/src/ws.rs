@@ -13,6 +13,7 @@
 mod access;
 mod calling;
 mod in_room;
+mod limited;
 mod video;
 
 use std::collections::HashSet;
@@ -22,7 +23,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use sfu::core::{PeerId, Signal};
 use sfu::worker::WorkerError;
@@ -31,9 +33,10 @@ use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use crate::limits::{ClientIp, IpSlot, Limit, MessageRate, RateVerdict};
 use crate::protocol::{
     parse_client_message, validate_name, validate_room, ClientMessage, ParticipantInfo,
-    ServerMessage, MAX_MESSAGE_BYTES,
+    ServerMessage,
 };
 use crate::ratelimit::RateLimiter;
 use crate::AppState;
@@ -53,6 +56,10 @@ const CLOSE_INTERNAL: u16 = 1011;
 const CLOSE_REMOVED: u16 = 4001;
 /// Close code: the client stopped answering pings (application range).
 const CLOSE_IDLE: u16 = 4002;
+/// Close code: the client kept sending far over `--max-messages-per-sec`.
+const CLOSE_POLICY: u16 = 1008;
+/// Close code: no join, register or resume within `--join-timeout-secs`.
+const CLOSE_JOIN_TIMEOUT: u16 = 4008;
 /// How long the closing handshake may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The server pings every socket this often.
@@ -74,15 +81,28 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// Upgrades to a signaling session.
 pub async fn handler(
     ws: WebSocketUpgrade,
+    ClientIp(ip): ClientIp,
     State(state): State<Arc<AppState>>,
     axum::extract::Query(query): axum::extract::Query<WsQuery>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     if let Err(reason) = state.security.check_origin(&headers) {
-        use axum::response::IntoResponse;
-        return (axum::http::StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
+        return (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
     }
     let url_token = query.access_token;
+    let max = state.limits.max_connections_per_ip;
+    let slot = match ip.map(|ip| state.ip_connections.acquire(ip, max)) {
+        Some(None) => {
+            state.limit_hit(Limit::ConnectionsPerIp);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many signaling connections from your address (limit {max})\n"),
+            )
+                .into_response();
+        }
+        Some(Some(slot)) => Some(slot),
+        None => None,
+    };
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .on_upgrade(move |socket| {
@@ -90,7 +110,7 @@ pub async fn handler(
             // Every log line of this socket carries its connection id, and its
             // room and peer id once it has joined.
             let span = tracing::info_span!("ws", conn = id, room = Empty, peer = Empty);
-            session(socket, state, id, url_token).instrument(span)
+            session(socket, state, id, slot, url_token).instrument(span)
         })
 }
 
@@ -158,6 +178,8 @@ pub struct Session {
     last_seen: Instant,
     /// The `type` of the request being handled, named in its errors.
     request: Option<&'static str>,
+    /// ICE candidates trickled since the last offer or answer.
+    candidates: u32,
     /// What a new socket presents to take this session over.
     resume_token: Option<String>,
     /// Fires when a new socket takes this session over.
@@ -172,8 +194,19 @@ pub struct Session {
     close_after: Option<(u16, String)>,
 }
 
-async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64, url_token: Option<String>) {
+/// `_slot` holds this socket's place under `--max-connections-per-ip`.
+async fn session(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    conn: u64,
+    _slot: Option<IpSlot>,
+    url_token: Option<String>,
+) {
     state.metrics.ws_connections.inc();
+    let opened = Instant::now();
+    // Joined a room, registered a call ID or resumed, at some point.
+    let mut identified = false;
+    let mut rate = MessageRate::new(&state.limits);
     let mut shutdown = state.shutdown.clone();
     let mut drain = state.drain.subscribe();
     let (mut sink, mut stream) = socket.split();
@@ -190,7 +223,18 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64, url_token: 
             frame = stream.next() => {
                 s.last_seen = Instant::now();
                 match frame {
-                    Some(Ok(Message::Text(text))) => s.on_text(&text).await,
+                    Some(Ok(Message::Text(text))) => match rate.judge(s.last_seen.into_std()) {
+                        RateVerdict::Pass => {
+                            let next = s.on_text(&text).await;
+                            identified |= s.peer.is_some() || s.call_id.is_some();
+                            next
+                        }
+                        RateVerdict::Drop { warn } => s.over_rate(warn),
+                        RateVerdict::Close => {
+                            state.limit_hit(Limit::MessageRate);
+                            break Ending::Closed(Some((CLOSE_POLICY, "message flood".to_owned())));
+                        }
+                    },
                     Some(Ok(Message::Binary(_))) => {
                         s.error("binary_not_supported", "binary frames are not part of the protocol");
                         Next::Continue
@@ -198,8 +242,10 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64, url_token: 
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
                     Some(Ok(Message::Close(_))) => break Ending::Closed(None),
                     Some(Err(err)) if is_capacity_error(&err) => {
-                        s.error("too_big", format!("message exceeds {MAX_MESSAGE_BYTES} bytes"));
-                        break Ending::Closed(Some((CLOSE_TOO_BIG, format!("message exceeds {MAX_MESSAGE_BYTES} bytes"))));
+                        let reason = format!("message exceeds {} bytes", state.limits.max_message_bytes);
+                        state.limit_hit(Limit::MessageSize);
+                        s.error("too_big", reason.clone());
+                        break Ending::Closed(Some((CLOSE_TOO_BIG, reason)));
                     }
                     // The client vanished or broke the framing: nothing to answer.
                     Some(Err(_)) | None => break Ending::Lost(None),
@@ -226,6 +272,12 @@ async fn session(socket: WebSocket, state: Arc<AppState>, conn: u64, url_token: 
             _ = ping.tick() => {
                 if s.last_seen.elapsed() >= IDLE_TIMEOUT {
                     break Ending::Lost(Some((CLOSE_IDLE, "no reply from the client".to_owned())));
+                }
+                if !identified && opened.elapsed() >= state.limits.join_timeout {
+                    state.limit_hit(Limit::JoinTimeout);
+                    let secs = state.limits.join_timeout.as_secs();
+                    s.error("join_timeout", format!("no join, register or resume within {secs} s"));
+                    break Ending::Closed(Some((CLOSE_JOIN_TIMEOUT, "join timeout".to_owned())));
                 }
                 Next::Ping
             },
@@ -409,6 +461,7 @@ impl Session {
             sources: Vec::new(),
             last_seen: Instant::now(),
             request: None,
+            candidates: 0,
             resume_token: None,
             takeover: None,
             access: None,
@@ -554,15 +607,11 @@ impl Session {
     }
 
     async fn on_text(&mut self, text: &str) -> Next {
-        if text.len() > MAX_MESSAGE_BYTES {
-            self.error(
-                "too_big",
-                format!("message exceeds {MAX_MESSAGE_BYTES} bytes"),
-            );
-            return Next::Close(
-                CLOSE_TOO_BIG,
-                format!("message exceeds {MAX_MESSAGE_BYTES} bytes"),
-            );
+        let max = self.state.limits.max_message_bytes;
+        if text.len() > max {
+            self.state.limit_hit(Limit::MessageSize);
+            self.error("too_big", format!("message exceeds {max} bytes"));
+            return Next::Close(CLOSE_TOO_BIG, format!("message exceeds {max} bytes"));
         }
         let message = match parse_client_message(text) {
             Ok(m) => m,
@@ -601,6 +650,9 @@ impl Session {
             ClientMessage::Leave => self.leave().await,
             ClientMessage::Offer { sdp } => {
                 if let Some(peer) = self.joined_peer() {
+                    if !self.sdp_within_limits(&sdp, true) {
+                        return;
+                    }
                     if let Err(err) = self.state.worker.offer(peer, sdp).await {
                         self.worker_error(err);
                     }
@@ -608,6 +660,9 @@ impl Session {
             }
             ClientMessage::Answer { sdp } => {
                 if let Some(peer) = self.joined_peer() {
+                    if !self.sdp_within_limits(&sdp, false) {
+                        return;
+                    }
                     if let Err(err) = self.state.worker.answer(peer, sdp).await {
                         self.worker_error(err);
                     }
@@ -615,6 +670,9 @@ impl Session {
             }
             ClientMessage::Candidate { candidate } => {
                 if let (Some(peer), Some(candidate)) = (self.joined_peer(), candidate) {
+                    if !self.candidate_within_limits() {
+                        return;
+                    }
                     if let Err(err) = self.state.worker.candidate(peer, candidate).await {
                         self.worker_error(err);
                     }
@@ -669,6 +727,9 @@ impl Session {
         }
         if let Err(err) = self.state.calls.may_join(&room, self.call_id.as_deref()) {
             return self.error(err.code(), err.to_string());
+        }
+        if !self.room_for_one_more().await {
+            return;
         }
         let name = name.trim().to_owned();
         match self

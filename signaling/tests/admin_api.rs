@@ -44,6 +44,8 @@ async fn oneshot_auth_and_errors() {
         parked: Default::default(),
         drain: tokio::sync::watch::channel(false).0,
         drain_timeout: std::time::Duration::from_secs(30),
+        limits: signaling::limits::Limits::from_config(&signaling::Config::loopback("secret")),
+        ip_connections: Default::default(),
     });
     let app = signaling::router(state.clone());
     let call = |uri: &str, auth: Option<&str>, method: &str| {

@@ -104,6 +104,10 @@ class Tail {
 export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, extraArgs = [], timeoutMs = 20_000, bin = null }) {
   bin ??= process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
   const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--tcp-port', '0', '--public-ip', host, ...extraArgs];
+  // Off loopback the server runs in dev mode only when told to (tests that
+  // configure --api-key/--api-secret run it in production mode).
+  const loopback = /^(127\.|localhost$|::1$)/.test(host);
+  if (!loopback && !extraArgs.includes('--api-key') && !extraArgs.includes('--dev')) args.push('--dev');
   // Plain log lines for the failure dump; and no drain on SIGTERM (calls
   // are still up when a test stops its server) unless a test asks for one
   // with --drain-timeout-secs.
@@ -119,7 +123,7 @@ export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, e
     );
     const onLine = (stream) => (line) => {
       output.push(`[${stream}] ${line}`);
-      const m = /sfu-server listening on (http:\/\/\S+)/.exec(line);
+      const m = /sfu-server listening on (https?:\/\/\S+)/.exec(line);
       if (m) {
         clearTimeout(timer);
         resolve(m[1].replace(/\/$/, ''));

@@ -12,6 +12,7 @@
 mod admin;
 pub mod audio_level;
 pub mod codecs;
+pub mod containment;
 pub mod dedup;
 pub mod deliver_rtcp;
 pub mod demux;
@@ -164,15 +165,19 @@ pub enum LeaveReason {
     /// Its media connection never came up (ICE or DTLS failed), or its
     /// signaling could not keep up.
     Error,
+    /// Handling its input panicked, or the Worker started over after a
+    /// panic (`containment.rs`).
+    Fault,
 }
 
 impl LeaveReason {
     /// Every reason, in counter order.
-    pub const ALL: [LeaveReason; 4] = [
+    pub const ALL: [LeaveReason; 5] = [
         LeaveReason::Normal,
         LeaveReason::Timeout,
         LeaveReason::Kicked,
         LeaveReason::Error,
+        LeaveReason::Fault,
     ];
 
     /// The metric label.
@@ -182,6 +187,7 @@ impl LeaveReason {
             LeaveReason::Timeout => "timeout",
             LeaveReason::Kicked => "kicked",
             LeaveReason::Error => "error",
+            LeaveReason::Fault => "fault",
         }
     }
 }
@@ -423,6 +429,8 @@ impl Core {
             self.counters.datagrams_unrouted += 1;
             return;
         };
+        #[cfg(feature = "fault-injection")]
+        containment::fault::check_datagram(&data);
         if peer.server_hello_sent && dtls_guard::is_client_hello(&data) {
             self.counters.dtls_repeats_dropped += 1;
             return;

@@ -35,6 +35,8 @@ impl Core {
     /// The client's offer: apply it and queue our answer (a `Signal::Answer`),
     /// followed by an offer of our own if its Subscriptions changed.
     pub fn handle_offer(&mut self, now: Instant, id: PeerId, sdp: String) -> Result<(), CoreError> {
+        #[cfg(feature = "fault-injection")]
+        super::containment::fault::check_offer(&sdp);
         let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
         let twcc = sdp.contains(TRANSPORT_CC_URI);
         let offer =

@@ -45,7 +45,12 @@ impl Routes {
         Some(route.peer)
     }
 
-    /// Whether `key` is pinned.
+    /// The Peer pinned to `key`, without marking the address as used.
+    pub fn peer_of(&self, key: &RouteKey) -> Option<PeerId> {
+        self.by_key.get(key).map(|r| r.peer)
+    }
+
+    /// Whether `key` is pinned to a Peer.
     pub fn contains(&self, key: &RouteKey) -> bool {
         self.by_key.contains_key(key)
     }

@@ -94,13 +94,20 @@ pub struct Counters {
     pub dtls_repeats_dropped: u64,
     /// RTP from Peers not allowed to publish, dropped (`permissions.rs`).
     pub rtp_unpermitted: u64,
+    /// Panics contained by the Worker (`containment.rs`).
+    pub panics: u64,
 }
 
 impl Counters {
     /// Counts one Peer leaving.
     pub fn leave(&mut self, reason: LeaveReason) {
+        self.leaves_by(reason, 1);
+    }
+
+    /// Counts `n` Peers leaving.
+    pub fn leaves_by(&mut self, reason: LeaveReason, n: u64) {
         if let Some(i) = LeaveReason::ALL.iter().position(|r| *r == reason) {
-            self.leaves[i] += 1;
+            self.leaves[i] += n;
         }
     }
 

@@ -4,7 +4,7 @@
 //! run; and the Worker's commands are carried out.
 
 use std::collections::HashMap;
-use std::net::{TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
+use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::tcp::{self, Connections, TcpEvent};
+use crate::core::containment::{Contained, Suspect};
 use crate::core::{Core, LeaveReason, PeerId, Signal};
 use crate::worker::Command;
 
@@ -99,10 +100,10 @@ async fn run(
             received = socket.recv_from(&mut buf) => {
                 match received {
                     Ok((n, source)) => {
-                        core.handle_datagram(Instant::now(), source, BytesMut::from(&buf[..n]));
+                        datagram(&mut core, &mut sessions, source, &buf[..n]);
                         for _ in 1..READ_BATCH {
                             match socket.try_recv_from(&mut buf) {
-                                Ok((n, source)) => core.handle_datagram(Instant::now(), source, BytesMut::from(&buf[..n])),
+                                Ok((n, source)) => datagram(&mut core, &mut sessions, source, &buf[..n]),
                                 Err(_) => break,
                             }
                         }
@@ -112,24 +113,34 @@ async fn run(
                 }
             }
             Some(event) = tcp_events.recv() => {
-                handle_tcp_event(&mut core, &mut connections, event);
+                handle_tcp_event(&mut core, &mut sessions, &mut connections, event);
                 for _ in 1..READ_BATCH {
                     match tcp_events.try_recv() {
-                        Ok(event) => handle_tcp_event(&mut core, &mut connections, event),
+                        Ok(event) => handle_tcp_event(&mut core, &mut sessions, &mut connections, event),
                         Err(_) => break,
                     }
                 }
             }
             command = commands.recv() => {
                 match command {
-                    Some(command) => handle_command(&mut core, &mut sessions, &connections, command),
+                    Some(command) => {
+                        let suspect = command.suspect();
+                        let result = core.contain(Instant::now(), suspect, |core| {
+                            handle_command(core, &mut sessions, &connections, command)
+                        });
+                        if let Err(contained) = result {
+                            end_sessions(&mut sessions, contained);
+                        }
+                    }
                     None => break,
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 if core.poll_timeout().is_some_and(|t| t <= now) {
-                    core.handle_timeout(now);
+                    if let Err(contained) = core.contain(now, Suspect::Nobody, |core| core.handle_timeout(now)) {
+                        end_sessions(&mut sessions, contained);
+                    }
                 }
             }
         }
@@ -140,14 +151,54 @@ async fn run(
 /// One forwarded datagram in this many has its latency recorded.
 const LATENCY_SAMPLE_EVERY: u32 = 8;
 
-fn handle_tcp_event(core: &mut Core, connections: &mut Connections, event: TcpEvent) {
+/// Hands one datagram to the core, containing a panic it causes.
+fn datagram(
+    core: &mut Core,
+    sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
+    source: SocketAddr,
+    data: &[u8],
+) {
+    let now = Instant::now();
+    let suspect = Suspect::Source(TransportProtocol::UDP, source);
+    if let Err(contained) = core.contain(now, suspect, |core| {
+        core.handle_datagram(now, source, BytesMut::from(data))
+    }) {
+        end_sessions(sessions, contained);
+    }
+}
+
+/// After a contained panic: the sessions of the Peers that are gone end
+/// (their clients see the socket close and rejoin).
+fn end_sessions(sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>, contained: Contained) {
+    match contained {
+        Contained::PeerRemoved(peer) => {
+            sessions.remove(&peer);
+        }
+        Contained::Reset => sessions.clear(),
+    }
+}
+
+fn handle_tcp_event(
+    core: &mut Core,
+    sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
+    connections: &mut Connections,
+    event: TcpEvent,
+) {
     match event {
         TcpEvent::Opened {
             remote,
             sender,
             abort,
         } => connections.opened(remote, sender, abort),
-        TcpEvent::Frame { remote, data } => core.handle_tcp_frame(Instant::now(), remote, data),
+        TcpEvent::Frame { remote, data } => {
+            let now = Instant::now();
+            let suspect = Suspect::Source(TransportProtocol::TCP, remote);
+            if let Err(contained) = core.contain(now, suspect, |core| {
+                core.handle_tcp_frame(now, remote, data)
+            }) {
+                end_sessions(sessions, contained);
+            }
+        }
         TcpEvent::Closed { remote } => {
             connections.closed(remote);
             core.tcp_closed(remote);
