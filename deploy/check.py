@@ -303,10 +303,11 @@ def _():
         (["--set", "secrets.adminToken="], "secrets.adminToken"),
         (["--set", "terminationGracePeriodSeconds=30"], "terminationGracePeriodSeconds"),
         (["--set", "publicIp.mode=static"], "publicIp.static"),
+        (["--set", "secrets.apiSecret="], "secrets.apiSecret"),
     ):
         p = run([*HELM, "template", "sfu", str(CHART), *CI_VALUES, *extra], env=CLEAN_ENV, ok_codes=(1,))
         ensure(why in p.stderr, p.stderr)
-    return "missing admin token, grace period not above the drain, static mode without an address"
+    return "missing admin token or API secret, grace period not above the drain, static mode without an address"
 
 
 failed = [r for r in results if not r[1]]
