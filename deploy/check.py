@@ -223,6 +223,21 @@ def _():
     return f"{ds[0]['name']} at {genv['PROMETHEUS_URL']}, dashboard '{dash['title']}' from {path}"
 
 
+@check("every SFU_* variable of compose.yaml and the chart is a flag of sfu-server")
+def _():
+    flags = set(re.findall(r'env = "(SFU_[A-Z0-9_]+)"', (ROOT / "signaling/src/config.rs").read_text()))
+    ensure(len(flags) > 10, "no env names found in signaling/src/config.rs")
+    # Settings of the stack itself, and SFU_REDIS_URL, which no sfu-server
+    # reads yet (multi-node comes later).
+    not_flags = {"SFU_IMAGE", "SFU_STOP_GRACE_PERIOD", "SFU_REDIS_URL"}
+    used = set(re.findall(r"SFU_[A-Z0-9_]+", (DEPLOY / "compose.yaml").read_text()))
+    for tpl in (CHART / "templates").glob("*.yaml"):
+        used |= set(re.findall(r"name: (SFU_[A-Z0-9_]+)", tpl.read_text()))
+    unknown = sorted(used - flags - not_flags)
+    ensure(not unknown, f"not sfu-server flags (see signaling/src/config.rs): {unknown}")
+    return f"{len(used - not_flags)} variables"
+
+
 # ---- Helm ---------------------------------------------------------------------
 
 HELM = [opts.helm]
