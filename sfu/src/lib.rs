@@ -6,6 +6,8 @@
 //! - [`io`]: the driver that owns the shared UDP socket and feeds the core.
 //! - [`worker`]: a Worker thread that owns one core and its socket, and the
 //!   handle the control plane talks to it through.
+//! - `fuzzing` (hidden): entry points for the fuzz targets in `fuzz/` and
+//!   the corpus regression tests.
 //!
 //! The threading rule: a Room lives on exactly one Worker. The packet path
 //! takes no lock and crosses no thread; the control plane talks to a Worker
@@ -13,5 +15,7 @@
 //! waits on the control plane.
 
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod worker;

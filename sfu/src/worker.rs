@@ -39,6 +39,8 @@ pub struct WorkerConfig {
     pub public_ips: Vec<IpAddr>,
     /// A silent client's Peer is removed after this long.
     pub consent_timeout: Duration,
+    /// Caps on each Peer's inbound bitrate and packet rate.
+    pub inbound_limits: crate::core::rate_limit::InboundLimits,
 }
 
 impl WorkerConfig {
@@ -50,6 +52,7 @@ impl WorkerConfig {
             tcp_bind: Some(SocketAddr::new(ip, 0)),
             public_ips: Vec::new(),
             consent_timeout: crate::core::DEFAULT_CONSENT_TIMEOUT,
+            inbound_limits: crate::core::rate_limit::InboundLimits::default(),
         }
     }
 }
@@ -210,6 +213,7 @@ impl Worker {
             })
             .unwrap_or_default();
         core_config.consent_timeout = config.consent_timeout;
+        core_config.inbound_limits = config.inbound_limits;
         let public_addrs = core_config.udp_addrs.clone();
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let core = Core::new(core_config, std::time::Instant::now());

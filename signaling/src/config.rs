@@ -103,6 +103,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(2..=300))]
     pub consent_timeout_secs: u64,
 
+    /// Cap on each participant's inbound media bitrate in kbit/s (all its
+    /// datagrams, before decryption); the excess is dropped and counted in
+    /// sfu_inbound_dropped_packets_total{reason="rate_limit"}. 0: no cap.
+    #[arg(long, env = "SFU_MAX_PEER_INBOUND_KBPS", default_value_t = 20_000)]
+    pub max_peer_inbound_kbps: u32,
+
+    /// Cap on each participant's inbound datagrams per second; the excess
+    /// is dropped and counted like --max-peer-inbound-kbps. 0: no cap.
+    #[arg(long, env = "SFU_MAX_PEER_INBOUND_PPS", default_value_t = 5_000)]
+    pub max_peer_inbound_pps: u32,
+
     /// Bearer token for the admin API under /api. When unset, a random one
     /// is generated at start-up and printed.
     #[arg(long, env = "SFU_ADMIN_TOKEN", hide_env_values = true)]
@@ -227,6 +238,8 @@ impl Config {
             turn_secret: None,
             turn_ttl_secs: 3600,
             consent_timeout_secs: 15,
+            max_peer_inbound_kbps: 20_000,
+            max_peer_inbound_pps: 5_000,
             resume_grace_secs: 20,
             drain_timeout_secs: 30,
             admin_token: Some(admin_token.to_owned()),

@@ -242,6 +242,10 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         tcp_bind: (!config.no_ice_tcp).then_some(SocketAddr::new(media_ip, config.tcp_port)),
         public_ips,
         consent_timeout: Duration::from_secs(config.consent_timeout_secs),
+        inbound_limits: sfu::core::rate_limit::InboundLimits {
+            max_kbps: config.max_peer_inbound_kbps,
+            max_pps: config.max_peer_inbound_pps,
+        },
     })?;
     let tls_files = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::TlsFiles {

@@ -9,7 +9,7 @@ use prometheus::{
 use sfu::core::histogram::Histogram;
 use sfu::core::quality::Transport;
 use sfu::core::rtcp_count::RtcpKind;
-use sfu::core::{DropReason, Histograms, LeaveReason, Snapshot};
+use sfu::core::{DropReason, Histograms, InboundDrop, LeaveReason, Snapshot};
 
 use crate::protocol;
 
@@ -247,6 +247,20 @@ fn media_registry(s: &Snapshot) -> Registry {
     );
     for (reason, value) in DropReason::ALL.iter().zip(c.dropped.iter()) {
         dropped.with_label_values(&[reason.as_str()]).inc_by(*value);
+    }
+    let inbound = register(
+        &r,
+        IntCounterVec::new(
+            Opts::new(
+                "sfu_inbound_dropped_packets_total",
+                "Inbound datagrams and ICE-TCP frames the media plane dropped, by reason (RTCP packets for foreign_rtcp)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric"),
+    );
+    for (reason, value) in InboundDrop::ALL.iter().zip(c.inbound_dropped.iter()) {
+        inbound.with_label_values(&[reason.as_str()]).inc_by(*value);
     }
     counter(
         &r,

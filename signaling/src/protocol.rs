@@ -2,6 +2,8 @@
 //! client messages and their validation here, server messages (and the
 //! conversion of the media plane's signals into them) in [`server`].
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod server;
 
 use serde::Deserialize;

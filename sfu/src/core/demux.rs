@@ -3,8 +3,7 @@
 //! verified ICE check.
 
 use rtc::stun::attributes::ATTR_USERNAME;
-use rtc::stun::message::{is_stun_message, Message};
-use rtc::stun::textattrs::TextAttribute;
+use rtc::stun::message::is_stun_message;
 
 /// Whether a datagram is STUN (RFC 7983 demultiplexing plus the magic cookie).
 pub fn is_stun(datagram: &[u8]) -> bool {
@@ -13,22 +12,38 @@ pub fn is_stun(datagram: &[u8]) -> bool {
 
 /// The SFU-side ufrag of a STUN request: the part of USERNAME before the
 /// colon (`<receiver ufrag>:<sender ufrag>`). `None` when the datagram is not
-/// STUN, does not parse, or carries no USERNAME.
-pub fn stun_local_ufrag(datagram: &[u8]) -> Option<String> {
+/// STUN, is truncated, or carries no USERNAME. Walks the attributes in
+/// place: no allocation, so garbage from unknown addresses is cheap.
+pub fn stun_local_ufrag(datagram: &[u8]) -> Option<&str> {
     if !is_stun_message(datagram) {
         return None;
     }
-    let mut message = Message::new();
-    message.unmarshal_binary(datagram).ok()?;
-    let username = TextAttribute::get_from_as(&message, ATTR_USERNAME).ok()?;
-    let local = username.text.split(':').next()?;
-    (!local.is_empty()).then(|| local.to_owned())
+    let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    let body = datagram.get(HEADER_LEN..HEADER_LEN + length)?;
+    let mut rest = body;
+    while rest.len() >= 4 {
+        let kind = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let value = rest.get(4..4 + len)?;
+        if kind == ATTR_USERNAME.value() {
+            let text = std::str::from_utf8(value).ok()?;
+            let local = text.split(':').next()?;
+            return (!local.is_empty()).then_some(local);
+        }
+        let padded = (4 + len).div_ceil(4) * 4;
+        rest = rest.get(padded..)?;
+    }
+    None
 }
+
+/// The STUN header: type, length, magic cookie, transaction id.
+const HEADER_LEN: usize = 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::stun::message::{Setter, TransactionId, BINDING_REQUEST};
+    use rtc::stun::message::{Message, Setter, TransactionId, BINDING_REQUEST};
+    use rtc::stun::textattrs::TextAttribute;
 
     fn binding_request(username: Option<&str>) -> Vec<u8> {
         let mut m = Message::new();
@@ -45,7 +60,7 @@ mod tests {
     fn extracts_local_ufrag() {
         let raw = binding_request(Some("sfuU:browserU"));
         assert!(is_stun(&raw));
-        assert_eq!(stun_local_ufrag(&raw).as_deref(), Some("sfuU"));
+        assert_eq!(stun_local_ufrag(&raw), Some("sfuU"));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use super::dedup::Arrival;
 use super::forwarder::DropReason;
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::quality::Transport;
+use super::rtcp_check;
+use super::stats::InboundDrop;
 use super::Core;
 
 /// A video layer silent this long and then back gets a keyframe request.
@@ -184,38 +186,80 @@ impl Core {
         }
     }
 
-    /// RTCP the interceptors delivered: keyframe requests and receiver
-    /// reports from a subscriber.
+    /// RTCP the interceptors delivered: keyframe requests, NACKs, REMB and
+    /// receiver reports from a subscriber, sender reports from a publisher.
+    /// Each packet is checked and resolved by its own SSRCs, not by the
+    /// track `rtc` filed the compound under (`rtcp_check`); one naming
+    /// streams this Peer neither receives nor sends is dropped and counted.
     pub(super) fn on_rtcp(
         &mut self,
         now: Instant,
         id: PeerId,
-        local_track_id: &str,
+        _local_track_id: &str,
         packets: &[Box<dyn rtc::rtcp::Packet>],
     ) {
-        let mut wants_keyframe = false;
         for p in packets {
+            let foreign = {
+                let Some(peer) = self.peers.get(&id) else {
+                    return;
+                };
+                let tracks = &self.tracks;
+                let receives = |ssrc: u32| {
+                    peer.subscriptions
+                        .values()
+                        .any(|s| s.forwarder.out_ssrc() == ssrc)
+                };
+                let publishes = |ssrc: u32| {
+                    peer.published
+                        .values()
+                        .filter_map(|t| tracks.get(t))
+                        .any(|t| t.layer_of(ssrc).is_some())
+                };
+                rtcp_check::is_foreign(p.as_ref(), &receives, &publishes)
+            };
+            if foreign {
+                self.counters.drop_inbound(InboundDrop::ForeignRtcp);
+                continue;
+            }
             let any = p.as_any();
             if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                 self.on_receiver_report(now, id, rr);
-            }
-            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                self.on_nack(now, id, local_track_id, nack);
-            }
-            if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                if let Some(track) = self.subscription_by_ssrc(id, nack.media_ssrc) {
+                    self.on_nack(now, id, track, nack);
+                }
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.quality.remb = Some(f64::from(remb.bitrate));
                 }
+            } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                self.keyframe_wanted(now, id, pli.media_ssrc);
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                for entry in &fir.fir {
+                    self.keyframe_wanted(now, id, entry.ssrc);
+                }
             }
-            wants_keyframe |= any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>();
         }
-        if !wants_keyframe {
-            return;
-        }
+    }
+
+    /// The Track of subscriber `id`'s Subscription sent to it as `ssrc`.
+    fn subscription_by_ssrc(&self, id: PeerId, ssrc: u32) -> Option<TrackId> {
+        self.peers
+            .get(&id)?
+            .subscriptions
+            .values()
+            .find(|s| s.forwarder.out_ssrc() == ssrc)
+            .map(|s| s.track)
+    }
+
+    /// Subscriber `id` asked for a keyframe of the stream it gets as `ssrc`.
+    fn keyframe_wanted(&mut self, now: Instant, id: PeerId, ssrc: u32) {
         let Some((track, layer)) = self.peers.get(&id).and_then(|p| {
-            let track = p.subscription_by_local_id.get(local_track_id)?;
-            let sub = p.subscriptions.get(track)?;
-            Some((*track, sub.layer.or(sub.target)?))
+            let sub = p
+                .subscriptions
+                .values()
+                .find(|s| s.forwarder.out_ssrc() == ssrc)?;
+            Some((sub.track, sub.layer.or(sub.target)?))
         }) else {
             return;
         };
@@ -226,13 +270,7 @@ impl Core {
     /// A subscriber lost packets: resend them from the Track's cache, as
     /// they were first sent. The NACK goes no further: the publisher's leg
     /// has its own loss recovery.
-    fn on_nack(
-        &mut self,
-        now: Instant,
-        id: PeerId,
-        local_track_id: &str,
-        nack: &TransportLayerNack,
-    ) {
+    fn on_nack(&mut self, now: Instant, id: PeerId, track_id: TrackId, nack: &TransportLayerNack) {
         let Core {
             peers,
             tracks,
@@ -241,9 +279,6 @@ impl Core {
             ..
         } = self;
         let Some(peer) = peers.get_mut(&id) else {
-            return;
-        };
-        let Some(track_id) = peer.subscription_by_local_id.get(local_track_id).copied() else {
             return;
         };
         let (Some(sub), Some(track)) = (peer.subscriptions.get(&track_id), tracks.get(&track_id))

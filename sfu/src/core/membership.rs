@@ -15,6 +15,7 @@ use super::forwarder::Forwarder;
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::peer::Peer;
 use super::peer_config::build_peer_connection;
+use super::rate_limit::InboundLimiter;
 use super::subscription::Subscription;
 use super::track::Track;
 use super::{Core, CoreError, Joined, LeaveReason, Participant, Signal};
@@ -30,6 +31,25 @@ impl Core {
             }
         };
         let pwd = rtc::ice::rand::generate_pwd();
+        self.join_with_credentials(now, room, name, ufrag, pwd)
+    }
+
+    /// [`Core::join`] with the SFU-side ICE credentials given rather than
+    /// drawn: for the fuzz targets and tests, whose STUN requests must
+    /// carry a known ufrag and a valid MESSAGE-INTEGRITY. `ufrag` must not
+    /// be in use.
+    #[doc(hidden)]
+    pub fn join_with_credentials(
+        &mut self,
+        now: Instant,
+        room: &str,
+        name: &str,
+        ufrag: String,
+        pwd: String,
+    ) -> Result<Joined, CoreError> {
+        if self.by_ufrag.contains_key(&ufrag) {
+            return Err(CoreError::Rtc("ufrag in use".to_owned()));
+        }
         let pc = build_peer_connection(now, &ufrag, &pwd, self.config.consent_timeout)
             .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
@@ -38,10 +58,9 @@ impl Core {
         let participants = self.participants(room);
         let members = self.room_peers(room);
         self.by_ufrag.insert(ufrag.clone(), id);
-        self.peers.insert(
-            id,
-            Peer::new(id, name.to_owned(), room.to_owned(), ufrag, pc, now),
-        );
+        let mut peer = Peer::new(id, name.to_owned(), room.to_owned(), ufrag, pc, now);
+        peer.inbound = InboundLimiter::new(self.config.inbound_limits);
+        self.peers.insert(id, peer);
         self.rooms
             .entry(room.to_owned())
             .or_default()

@@ -30,10 +30,12 @@ pub mod peer;
 pub mod peer_config;
 mod permissions;
 pub mod quality;
+pub mod rate_limit;
 mod reports;
 pub mod room;
 mod room_events;
 pub mod routes;
+pub mod rtcp_check;
 pub mod rtcp_count;
 mod simulcast;
 pub mod stats;
@@ -55,7 +57,7 @@ pub use admin::{ParticipantStats, RoomStats, VideoStats};
 pub use forwarder::{DropReason, Forwarder};
 pub use ids::{MediaKind, PeerId, TrackId};
 pub use permissions::Permissions;
-pub use stats::{Counters, Histograms, Snapshot};
+pub use stats::{Counters, Histograms, InboundDrop, Snapshot};
 
 use peer::Peer;
 use room::Room;
@@ -82,6 +84,8 @@ pub struct CoreConfig {
     /// (`sfu_rtcp_packets_total`, `sfu_retransmissions_total`). On by
     /// default; off only to measure what the counting costs.
     pub count_rtcp: bool,
+    /// Caps on each Peer's inbound bitrate and packet rate.
+    pub inbound_limits: rate_limit::InboundLimits,
 }
 
 /// How long a silent client keeps its Peer by default.
@@ -96,6 +100,7 @@ impl CoreConfig {
             tcp_addrs: Vec::new(),
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             count_rtcp: true,
+            inbound_limits: rate_limit::InboundLimits::default(),
         }
     }
 
@@ -342,6 +347,9 @@ pub struct Core {
     ingress: Option<Instant>,
     /// Wall-clock NTP time, for round-trip times from receiver reports.
     wall_clock: reports::WallClock,
+    /// RTP packets `rtc` has handed over (wrapping): a media datagram that
+    /// does not move it was discarded inside `rtc`.
+    rtp_yielded: u32,
 }
 
 impl Core {
@@ -367,6 +375,7 @@ impl Core {
             next_layer_round: now + simulcast::LAYER_INTERVAL,
             ingress: None,
             wall_clock: reports::WallClock::new(now),
+            rtp_yielded: 0,
         }
     }
 
@@ -411,7 +420,7 @@ impl Core {
         let stun = demux::is_stun(&data);
         let peer_id = if stun {
             match demux::stun_local_ufrag(&data) {
-                Some(ufrag) => self.by_ufrag.get(&ufrag).copied(),
+                Some(ufrag) => self.by_ufrag.get(ufrag).copied(),
                 None => self.routes.lookup(&key, now),
             }
         } else {
@@ -419,22 +428,39 @@ impl Core {
         };
         let Some(peer_id) = peer_id else {
             self.counters.datagrams_unrouted += 1;
+            self.counters.drop_inbound(if stun {
+                InboundDrop::UnknownUfrag
+            } else {
+                InboundDrop::UnknownAddress
+            });
             return;
         };
         let Some(local_addr) = self.config.local_addr(protocol, source) else {
             self.counters.datagrams_unrouted += 1;
+            self.counters.drop_inbound(InboundDrop::UnknownAddress);
             return;
         };
         let Some(peer) = self.peers.get_mut(&peer_id) else {
             self.counters.datagrams_unrouted += 1;
+            self.counters.drop_inbound(InboundDrop::UnknownAddress);
             return;
         };
         #[cfg(feature = "fault-injection")]
         containment::fault::check_datagram(&data);
-        if peer.server_hello_sent && dtls_guard::is_client_hello(&data) {
-            self.counters.dtls_repeats_dropped += 1;
+        // Charged to the Peer only when it comes from one of its checked
+        // addresses (`rate_limit`).
+        let from_pinned = !stun || self.routes.lookup(&key, now) == Some(peer_id);
+        if from_pinned && !peer.inbound.admit(now, data.len()) {
+            self.counters.drop_inbound(InboundDrop::RateLimit);
             return;
         }
+        if peer.server_hello_sent && dtls_guard::is_client_hello(&data) {
+            self.counters.dtls_repeats_dropped += 1;
+            self.counters.drop_inbound(InboundDrop::DtlsRepeat);
+            return;
+        }
+        let media = rtcp_count::classify(&data) == rtcp_count::DatagramKind::Media;
+        let yielded = self.rtp_yielded;
         let input = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -445,16 +471,28 @@ impl Core {
             },
             message: data,
         };
-        if let Err(err) = peer.pc.handle_read(input) {
+        let rejected = peer.pc.handle_read(input).is_err();
+        if rejected {
             self.counters.datagrams_rejected += 1;
-            tracing::debug!(peer = %peer_id, %source, %err, "datagram rejected");
+            self.counters.drop_inbound(InboundDrop::Rejected);
+            tracing::debug!(peer = %peer_id, %source, "datagram rejected");
         }
         // A STUN request answered to `source` passed the ICE agent's
         // MESSAGE-INTEGRITY check: only then is the address pinned (or
         // re-pinned, if it belonged to another Peer before).
         let pin = (stun && self.routes.lookup(&key, now) != Some(peer_id)).then_some(key);
         self.ingress = Some(now);
-        self.drain(now, peer_id, pin);
+        let pinned = self.drain(now, peer_id, pin);
+        if pin.is_some() && !pinned && !rejected {
+            // A check from a new address that the ICE agent did not answer:
+            // its MESSAGE-INTEGRITY (or USERNAME) did not check out.
+            self.counters.drop_inbound(InboundDrop::Rejected);
+        }
+        if media && !rejected && self.rtp_yielded == yielded {
+            // SRTP that `rtc` discarded without an error: a replay, a
+            // failed authentication, or RTP before DTLS completed.
+            self.counters.drop_inbound(InboundDrop::Rejected);
+        }
         self.flush(now);
         self.ingress = None;
     }
@@ -589,22 +627,26 @@ impl Core {
             if let Some(peer) = self.peers.get_mut(&id) {
                 peer.dirty = false;
             }
-            self.drain(now, id, None);
+            let _ = self.drain(now, id, None);
         }
     }
 
     /// Takes everything one Peer's connection has produced: application
     /// messages (RTP to forward, RTCP to act on), events, and datagrams.
-    fn drain(&mut self, now: Instant, id: PeerId, pin: Option<routes::RouteKey>) {
+    /// Returns whether `pin` was pinned.
+    fn drain(&mut self, now: Instant, id: PeerId, pin: Option<routes::RouteKey>) -> bool {
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
-                return;
+                return false;
             };
             let Some(msg) = peer.pc.poll_read() else {
                 break;
             };
             match msg.message {
-                RTCMessage::RtpPacket(track_id, packet) => self.on_rtp(now, id, &track_id, packet),
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    self.rtp_yielded = self.rtp_yielded.wrapping_add(1);
+                    self.on_rtp(now, id, &track_id, packet)
+                }
                 RTCMessage::RtcpPacket(track_id, packets) => {
                     self.on_rtcp(now, id, &track_id, &packets)
                 }
@@ -613,7 +655,7 @@ impl Core {
         }
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
-                return;
+                return false;
             };
             let Some(event) = peer.pc.poll_event() else {
                 break;
@@ -621,7 +663,7 @@ impl Core {
             self.on_event(now, id, event);
         }
         let Some(peer) = self.peers.get_mut(&id) else {
-            return;
+            return false;
         };
         let mut pinned = false;
         while let Some(out) = peer.pc.poll_write() {
@@ -650,6 +692,7 @@ impl Core {
             self.routes.pin(key, id, now);
             tracing::debug!(peer = %id, protocol = ?key.0, addr = %key.1, "address pinned");
         }
+        pinned
     }
 
     fn on_event(&mut self, now: Instant, id: PeerId, event: RTCPeerConnectionEvent) {

@@ -66,6 +66,8 @@ pub struct Peer {
     /// Its DTLS ServerHello has gone out: ClientHellos are dropped from
     /// then on (`dtls_guard`).
     pub server_hello_sent: bool,
+    /// Its inbound caps (`rate_limit`).
+    pub inbound: super::rate_limit::InboundLimiter,
 }
 
 impl Peer {
@@ -103,6 +105,7 @@ impl Peer {
             twcc: false,
             permissions: super::Permissions::default(),
             server_hello_sent: false,
+            inbound: super::rate_limit::InboundLimiter::default(),
         }
     }
 }

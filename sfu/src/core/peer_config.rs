@@ -174,8 +174,9 @@ pub fn tcp_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, RtcError> 
     RTCIceCandidate::from(&candidate).to_json()
 }
 
-/// What the core acts on: keyframe requests (PLI, FIR), NACKs, receiver
-/// reports and REMB. Everything else stays inside `rtc`.
+/// What the core acts on or checks: keyframe requests (PLI, FIR), NACKs,
+/// receiver reports and REMB from subscribers, sender reports from
+/// publishers (`rtcp_check`). Everything else stays inside `rtc`.
 pub fn is_feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>()
@@ -183,4 +184,5 @@ pub fn is_feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
         || any.is::<ReceiverReport>()
         || any.is::<TransportLayerNack>()
         || any.is::<ReceiverEstimatedMaximumBitrate>()
+        || any.is::<rtc::rtcp::sender_report::SenderReport>()
 }

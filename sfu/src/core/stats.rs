@@ -96,6 +96,53 @@ pub struct Counters {
     pub rtp_unpermitted: u64,
     /// Panics contained by the Worker (`containment.rs`).
     pub panics: u64,
+    /// Datagrams and frames dropped before or instead of reaching a Peer's
+    /// connection, by reason (index: `InboundDrop::ALL`).
+    pub inbound_dropped: [u64; InboundDrop::ALL.len()],
+}
+
+/// Why an inbound datagram (or ICE-TCP frame) was dropped by the core
+/// (`sfu_inbound_dropped_packets_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundDrop {
+    /// Not STUN, from an address no Peer has pinned.
+    UnknownAddress,
+    /// STUN whose USERNAME names no Peer's ufrag (or has none).
+    UnknownUfrag,
+    /// `rtc` refused it: failed STUN integrity, bad DTLS, SRTP
+    /// authentication failure or replay, RTP before DTLS completed.
+    Rejected,
+    /// A DTLS ClientHello repeated after our ServerHello (`dtls_guard`).
+    DtlsRepeat,
+    /// Over its Peer's inbound bitrate or packet-rate cap (`rate_limit`).
+    RateLimit,
+    /// An RTCP packet about SSRCs its Peer does not send or receive
+    /// (`rtcp_check`), counted per packet.
+    ForeignRtcp,
+}
+
+impl InboundDrop {
+    /// Every reason, in counter order.
+    pub const ALL: [InboundDrop; 6] = [
+        InboundDrop::UnknownAddress,
+        InboundDrop::UnknownUfrag,
+        InboundDrop::Rejected,
+        InboundDrop::DtlsRepeat,
+        InboundDrop::RateLimit,
+        InboundDrop::ForeignRtcp,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundDrop::UnknownAddress => "unknown_address",
+            InboundDrop::UnknownUfrag => "unknown_ufrag",
+            InboundDrop::Rejected => "rejected",
+            InboundDrop::DtlsRepeat => "dtls_repeat",
+            InboundDrop::RateLimit => "rate_limit",
+            InboundDrop::ForeignRtcp => "foreign_rtcp",
+        }
+    }
 }
 
 impl Counters {
@@ -109,6 +156,11 @@ impl Counters {
         if let Some(i) = LeaveReason::ALL.iter().position(|r| *r == reason) {
             self.leaves[i] += n;
         }
+    }
+
+    /// Counts one inbound datagram (or RTCP packet) dropped.
+    pub fn drop_inbound(&mut self, reason: InboundDrop) {
+        self.inbound_dropped[reason as usize] += 1;
     }
 
     /// Counts one dropped packet.
@@ -229,6 +281,9 @@ impl Snapshot {
         a.dynacast_changes += b.dynacast_changes;
         a.dtls_repeats_dropped += b.dtls_repeats_dropped;
         a.rtp_unpermitted += b.rtp_unpermitted;
+        for (x, y) in a.inbound_dropped.iter_mut().zip(b.inbound_dropped.iter()) {
+            *x += y;
+        }
         for (x, y) in a.leaves.iter_mut().zip(b.leaves.iter()) {
             *x += y;
         }
