@@ -196,25 +196,25 @@ pub enum RateVerdict {
     Close,
 }
 
-/// One connection's message rate: a token bucket, and how many messages
-/// in a row it dropped.
+/// One connection's message rate: a token bucket for the messages, and a
+/// second one for the drops. A client a little over the rate loses the
+/// excess; one that floods empties the drop bucket and is closed.
 #[derive(Debug)]
 pub struct MessageRate {
     bucket: RateLimiter,
-    dropped_in_a_row: u32,
-    close_after: u32,
+    drops: RateLimiter,
     warned_at: Option<Instant>,
 }
 
 impl MessageRate {
     /// A full bucket for `limits`.
     pub fn new(limits: &Limits) -> Self {
+        let rate = f64::from(limits.messages_per_sec);
         Self {
-            bucket: RateLimiter::new(limits.message_burst, f64::from(limits.messages_per_sec)),
-            dropped_in_a_row: 0,
-            // Ten bursts' worth of messages dropped without one passing is
-            // a flood, not a client catching up.
-            close_after: limits.message_burst.saturating_mul(10),
+            bucket: RateLimiter::new(limits.message_burst, rate),
+            // Ten bursts' worth of drops, beyond what refills at the
+            // sustained rate, is a flood, not a client catching up.
+            drops: RateLimiter::new(limits.message_burst.saturating_mul(10), rate),
             warned_at: None,
         }
     }
@@ -222,11 +222,9 @@ impl MessageRate {
     /// Judges one message arriving at `now`.
     pub fn judge(&mut self, now: Instant) -> RateVerdict {
         if self.bucket.allow_at(now) {
-            self.dropped_in_a_row = 0;
             return RateVerdict::Pass;
         }
-        self.dropped_in_a_row += 1;
-        if self.dropped_in_a_row > self.close_after {
+        if !self.drops.allow_at(now) {
             return RateVerdict::Close;
         }
         let warn = self
@@ -380,6 +378,21 @@ mod tests {
         }
         let later = start + Duration::from_secs(1);
         assert_eq!(rate.judge(later), RateVerdict::Pass);
+        // One that keeps at twice the rate loses half, and stays.
+        let mut rate = MessageRate::new(&l);
+        let mut closed = false;
+        for i in 0..2000u64 {
+            let at = start + Duration::from_millis(i * 50);
+            closed |= rate.judge(at) == RateVerdict::Close;
+        }
+        assert!(!closed);
+        // One that floods at fifty times the rate is closed within seconds,
+        // even though a message passes now and then.
+        let mut rate = MessageRate::new(&l);
+        let closed_at = (0..100_000u64)
+            .find(|i| rate.judge(start + Duration::from_millis(i * 2)) == RateVerdict::Close)
+            .expect("closed");
+        assert!(closed_at * 2 < 1000, "closed after {} ms", closed_at * 2);
     }
 
     #[test]

@@ -86,6 +86,7 @@ async fn a_flood_of_ten_thousand_messages_is_dropped_and_closed_while_others_go_
     let mut flood = connect(addr).await;
     join(&mut flood, "noisy", "Noisy").await;
     let ping = json!({"type": "ping"}).to_string();
+    let started = std::time::Instant::now();
     let mut sent = 0;
     for _ in 0..10_000 {
         // The server closes the socket part-way; sends after that fail.
@@ -105,13 +106,18 @@ async fn a_flood_of_ten_thousand_messages_is_dropped_and_closed_while_others_go_
         .iter()
         .filter(|m| m["code"] == "rate_limited")
         .collect();
-    // The burst (4 × 50 per second, the join included) passes, a little
-    // more as the bucket refills; the rest is dropped with one warning a
-    // second, not one per message.
-    assert!((150..1000).contains(&pongs), "{pongs} pongs");
+    // The burst (4 × 50 per second, the join included) passes, and 50 a
+    // second more as the bucket refills; the rest is dropped with one
+    // warning a second, not one per message.
+    let secs = started.elapsed().as_secs_f64();
+    let most = 200.0 + 50.0 * secs.ceil();
     assert!(
-        !warnings.is_empty() && warnings.len() <= 5,
-        "{} warnings",
+        pongs >= 150 && (pongs as f64) <= most,
+        "{pongs} pongs in {secs:.1} s"
+    );
+    assert!(
+        !warnings.is_empty() && warnings.len() as f64 <= secs.ceil() + 1.0,
+        "{} warnings in {secs:.1} s",
         warnings.len()
     );
     let text = metrics(addr).await;

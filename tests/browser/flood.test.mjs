@@ -55,8 +55,11 @@ describe('a signaling flood from one socket', () => {
     people.Alice = await joinCall(browser, server.url, room, 'Alice');
     people.Bob = await joinCall(browser, server.url, room, 'Bob');
     await waitFor(
-      async () => (await decodedFrames(people.Alice.page)) > 30 && (await decodedFrames(people.Bob.page)) > 30,
-      { timeoutMs: 30_000, describe: () => 'both decoding' },
+      async () => {
+        const frames = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
+        return { ok: frames.every((f) => f > 30), frames };
+      },
+      { timeoutMs: 30_000, describe: (v) => `framesDecoded ${v.frames.join(' and ')}` },
     );
   });
 
@@ -111,7 +114,7 @@ describe('a signaling flood from one socket', () => {
     assert.equal(result.sent, 10_000, 'the page sent all 10,000 messages');
     assert.deepEqual(result.close, { code: 1008, reason: 'message flood' });
     assert.ok(drops >= 2000, `drops counted: ${drops}`);
-    assert.ok(result.received.rate_limited >= 1 && result.received.rate_limited <= 5, 'one warning a second');
+    assert.ok(result.received.rate_limited >= 1 && result.received.rate_limited <= Math.ceil(floodMs / 1000) + 1, 'one warning a second');
     for (const r of rates) assert.ok(r > 10, `the call kept decoding: ${r.toFixed(1)} frames/s`);
   });
 });

@@ -88,9 +88,9 @@ describe('a call over HTTPS and WSS', () => {
     const result = await waitFor(
       async () => {
         const f = [await frames(people.Alice), await frames(people.Bob)];
-        return f.every((n) => n > 50) && f;
+        return { ok: f.every((n) => n > 50), f };
       },
-      { timeoutMs: 30_000, describe: () => 'both decoding more than 50 frames' },
+      { timeoutMs: 30_000, describe: (v) => `framesDecoded ${v.f.join(' and ')}, want > 50 each` },
     );
     // The server's one HTTP port speaks only TLS, so the signaling that
     // set this call up was WSS.
@@ -98,7 +98,7 @@ describe('a call over HTTPS and WSS', () => {
       isSecureContext: window.isSecureContext,
       protocol: location.protocol,
     }));
-    console.log(`over TLS: framesDecoded ${result.join(' and ')}; ${JSON.stringify(secure)}`);
+    console.log(`over TLS: framesDecoded ${result.f.join(' and ')}; ${JSON.stringify(secure)}`);
     assert.equal(secure.protocol, 'https:');
     assert.equal(secure.isSecureContext, true);
   });
