@@ -5,6 +5,7 @@
 // that stays on screen and is rejoined once the socket is back. Exposes
 // state as `window.sfu` for tests.
 
+import { NEEDS_TOKEN_TEXT } from './access.js';
 import { Chat } from './chat.js';
 import { getLocalMedia } from './devices.js';
 import { Ringing } from './ringing.js';
@@ -19,6 +20,8 @@ const NAME_KEY = 'sfu.name';
 const CLOSE_REMOVED = 4001;
 const CLOSE_MEDIA_FAILED = 1011;
 const CLOSE_GOING_AWAY = 1001;
+/** The access token was missing or refused: reconnecting would not help. */
+const CLOSE_UNAUTHORIZED = 4003;
 /** Closes after which the server has not kept our session for a `resume`. */
 const NOT_RESUMABLE = [CLOSE_REMOVED, CLOSE_MEDIA_FAILED, CLOSE_GOING_AWAY];
 
@@ -54,6 +57,7 @@ let room = null; // the RoomSession, while in a room or call
 let starting = null; // a room being set up (waiting for camera and microphone)
 let connectionProblem = false; // the error banner is about the connection
 let panel = null; // the open side panel: people | chat | null
+let refusedBecause = null; // the server's reason when it refused our access token
 
 init();
 
@@ -148,6 +152,15 @@ function onDown({ code, wasOpen, retryInMs, attempt }) {
   ui.setConnection('offline', 'Offline');
   ringing.onDown(); // ends a ringing call; an answered one waits for the rejoin
   const secs = Math.max(1, Math.round(retryInMs / 1000));
+  if (code === CLOSE_UNAUTHORIZED) {
+    conn.stop();
+    endRoom();
+    const why = refusedBecause ?? 'the server refused the access token';
+    ui.showError(`Access denied: ${why}. ${NEEDS_TOKEN_TEXT}`);
+    ui.setStatus('Access denied');
+    sfu.accessDenied = why;
+    return;
+  }
   if (code === CLOSE_REMOVED) {
     // Removed by an administrator: not rejoined.
     endRoom();
@@ -204,6 +217,7 @@ function onMessage(msg) {
       ui.showNotice('The server is restarting. Your call goes on for now; you will be reconnected.', 10_000);
       break;
     case 'error':
+      if (msg.code === 'unauthorized') refusedBecause = msg.message;
       // (A server that does not know `resume` cannot name the request.)
       if (msg.request === 'resume' || (room?.state === 'resuming' && !msg.request)) onResumeFailed(msg);
       else onServerError(msg);
@@ -279,7 +293,7 @@ async function startRoom({ room: roomName, kind, peerName = null }) {
   });
   chat.clear();
   ui.showCallView(kind === 'call' ? `Call with ${peerName}` : `Room ${roomName}`, { copyable: kind === 'room' });
-  if (kind === 'room') window.history.replaceState(null, '', `${window.location.pathname}?room=${encodeURIComponent(roomName)}`);
+  if (kind === 'room') setQuery({ room: roomName });
   if (conn.connected) room.join();
   else ui.setStatus('Connecting to the server…');
 }
@@ -305,8 +319,17 @@ function showHome() {
   togglePanel(null);
   ui.el.devicesPanel.hidden = true;
   ui.showHome();
-  if (window.location.search.includes('room=')) window.history.replaceState(null, '', window.location.pathname);
+  if (window.location.search.includes('room=')) setQuery({});
   if (conn.connected) ui.setStatus('Ready');
+}
+
+/** Shows `params` in the address bar, keeping the page's access token (a reload needs it). */
+function setQuery(params) {
+  const query = new URLSearchParams(params);
+  const token = new URLSearchParams(window.location.search).get('token');
+  if (token) query.set('token', token);
+  const text = query.toString();
+  window.history.replaceState(null, '', `${window.location.pathname}${text ? `?${text}` : ''}`);
 }
 
 function togglePanel(which) {

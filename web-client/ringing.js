@@ -6,6 +6,7 @@
 // after a reconnect (an answered call survives a short signaling outage: the
 // server keeps it for a few seconds, and the app rejoins its room).
 
+import { accessToken, AccessError, claimsOf, hasPageToken } from './access.js';
 import * as ui from './ui.js';
 
 const ID_KEY = 'sfu.callId';
@@ -20,6 +21,12 @@ export function normalizeCallId(raw) {
   const id = String(raw ?? '').replace(/[\s-]/g, '').toUpperCase();
   if (id.length !== ID_LENGTH || [...id].some((c) => !ID_ALPHABET.includes(c))) return null;
   return id;
+}
+
+/** A random call ID, for a dev-mode token's identity. */
+function randomCallId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(ID_LENGTH));
+  return [...bytes].map((b) => ID_ALPHABET[b % ID_ALPHABET.length]).join('');
 }
 
 function storedId() {
@@ -218,6 +225,10 @@ export class Ringing {
     if (msg.request === 'register') {
       if (msg.code === 'id_taken' && !this.myId) return this.#onTaken();
       if (msg.code === 'bad_call_id') return this.#register(null);
+      if (msg.code === 'unauthorized') {
+        ui.el.idHint.textContent = `Calls are not available: ${msg.message}.`;
+        return undefined;
+      }
       return ui.showError(`Could not register your call ID: ${msg.message}`);
     }
     const texts = {
@@ -238,12 +249,28 @@ export class Ringing {
     ui.showError(texts[msg.code] ?? `Call failed: ${msg.message}`);
   }
 
-  #register(proposed) {
+  /**
+   * Registers with an access token: the page's (whose identity, when it is
+   * a call ID, is the only ID it may hold), or a dev-mode token whose
+   * identity is the ID we propose (a fresh random one when we have none).
+   */
+  async #register(proposed) {
     const name = this.getName();
     this.registeredName = name || null;
-    const msg = { type: 'register' };
+    let id = proposed ?? randomCallId();
+    if (hasPageToken()) id = normalizeCallId(claimsOf(await accessToken({ room: 'calls' }))?.sub);
+    let token;
+    try {
+      token = await accessToken({ room: 'calls', identity: id ?? 'caller', name });
+    } catch (err) {
+      if (!(err instanceof AccessError)) throw err;
+      ui.el.idHint.textContent = err.message;
+      ui.showError(err.message);
+      return;
+    }
+    const msg = { type: 'register', token };
     if (name) msg.name = name;
-    if (proposed) msg.callId = proposed;
+    if (id) msg.callId = id;
     this.send(msg);
   }
 

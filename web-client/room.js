@@ -11,6 +11,7 @@
 // for lack of bandwidth, and pauses the camera's simulcast layers nobody
 // receives (`publishLayers`).
 
+import { accessToken, lastAccessToken, NEEDS_TOKEN_TEXT } from './access.js';
 import { Call } from './call.js';
 import { describeMediaError, fillPicker, getCameraTrack, getMicTrack, rememberDevice } from './devices.js';
 import { VideoPreferences } from './preferences.js';
@@ -93,7 +94,21 @@ export class RoomSession {
   join() {
     if (this.state !== 'new') return;
     this.state = 'joining';
-    this.send({ type: 'join', room: this.room, name: this.name });
+    this.#sendJoin();
+  }
+
+  /** Sends `join` with an access token for the room (see access.js). */
+  async #sendJoin() {
+    let token;
+    try {
+      token = await accessToken({ room: this.room, name: this.name });
+    } catch (err) {
+      if (this.state !== 'joining') return;
+      this.close();
+      this.onJoinFailed(err.message, { rejoin: this.rejoining });
+      return;
+    }
+    if (this.state === 'joining') this.send({ type: 'join', room: this.room, name: this.name, token });
   }
 
   /**
@@ -134,7 +149,7 @@ export class RoomSession {
   resume() {
     if (!this.canResume) return false;
     this.state = 'resuming';
-    return this.send({ type: 'resume', token: this.resumeToken });
+    return this.send({ type: 'resume', token: this.resumeToken, accessToken: lastAccessToken() ?? undefined });
   }
 
   /**
@@ -168,7 +183,7 @@ export class RoomSession {
     if (this.call) this.suspend(); // kept for a resume that did not happen
     this.state = 'joining';
     this.rejoining = true;
-    this.send({ type: 'join', room: this.room, name: this.name });
+    this.#sendJoin();
     this.#updateOverlay();
   }
 
@@ -254,6 +269,8 @@ export class RoomSession {
         bad_name: `That name is not valid: ${msg.message}.`,
         server_busy: 'The server is busy. Try again in a moment.',
         draining: 'The server is restarting and takes no new calls right now. Try again in a moment.',
+        unauthorized: `Access denied: ${msg.message}. ${NEEDS_TOKEN_TEXT}`,
+        room_not_found: `There is no room "${this.room}" yet, and your access token may not create it.`,
       };
       this.close();
       this.onJoinFailed(texts[msg.code] ?? `Could not join: ${msg.message}`, { rejoin: this.rejoining });
@@ -269,6 +286,16 @@ export class RoomSession {
     if (msg.request === 'chat') {
       const text = msg.code === 'rate_limited' ? `Slow down: ${msg.message}.` : `Not sent: ${msg.message}.`;
       this.chat.addNotice(text, 'notice error');
+      return;
+    }
+    if (msg.code === 'forbidden') {
+      if (msg.request === 'offer') this.publishRefused = true;
+      ui.showError(`Not allowed: ${msg.message}. Your access token does not permit this.`);
+      return;
+    }
+    if (this.publishRefused && msg.request === 'candidate') {
+      // Candidates of the refused offer: the refusal above says it all.
+      console.warn(`room: ${msg.code}: ${msg.message}`);
       return;
     }
     ui.showError(`Server error (${msg.code}): ${msg.message}`);

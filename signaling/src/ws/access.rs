@@ -17,7 +17,9 @@
 //!   `canPublishData`. `canSubscribe` goes to the media plane.
 //!
 //! A missing or bad token gets `error` `unauthorized` with the reason, is
-//! counted in `sfu_auth_failures_total{reason}`, and closes the socket.
+//! counted in `sfu_auth_failures_total{reason}`, and closes the socket. A
+//! good token asking `register` for another call ID gets `unauthorized`
+//! too, but the socket stays (it may register without a `callId`).
 
 use sfu::core::Permissions;
 
@@ -187,8 +189,8 @@ impl Session {
             .auth_failures
             .with_label_values(&["wrong_identity"])
             .inc();
+        // A valid token asking for another ID: refused, the socket stays.
         self.error("unauthorized", format!("token is for call ID {own}"));
-        self.close_after = Some((CLOSE_UNAUTHORIZED, "unauthorized".to_owned()));
     }
 
     fn unauthorized_call_id_none(&mut self, asked: &str) {
@@ -201,7 +203,6 @@ impl Session {
             "unauthorized",
             format!("this token's identity is not call ID {asked}; register without a callId"),
         );
-        self.close_after = Some((CLOSE_UNAUTHORIZED, "unauthorized".to_owned()));
     }
 }
 
