@@ -132,7 +132,7 @@ pub struct Config {
     /// Dev mode: `POST /api/token` mints access tokens for anyone. Implied
     /// when no --api-key/--api-secret is set and --bind is loopback. Never
     /// on a public server.
-    #[arg(long, env = "SFU_DEV")]
+    #[arg(long, env = "SFU_DEV", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
 
     /// Origins (scheme://host[:port]) browsers may open /ws and call /api
