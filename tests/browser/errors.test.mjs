@@ -9,11 +9,11 @@
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   dumpLogs,
+  freeTcpPort,
   freeUdpPort,
   joinCall,
   launchBrowser,
@@ -37,17 +37,6 @@ const people = {};
 
 const run = scenario(() => dumpLogs(server, people));
 const { step } = run;
-
-function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Makes getUserMedia fail in `context` with `name` for `kinds` (audio / video). */
 function failMedia(context, name, kinds) {

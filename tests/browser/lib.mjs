@@ -29,6 +29,18 @@ const CHROMIUM_ARGS = [
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /** A UDP port on 127.0.0.1 that was free a moment ago. */
 export function freeUdpPort() {
   return new Promise((resolve, reject) => {
@@ -146,10 +158,19 @@ export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, e
     throw err;
   });
 
+  const exit = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   return {
     url,
     udpPort,
     output,
+    /** The server's process id. */
+    pid: proc.pid,
+    /** Resolves to `{ code, signal }` when the process has exited. */
+    exit,
+    /** Sends `signal` to the process. */
+    kill(signal) {
+      proc.kill(signal);
+    },
     async stop() {
       if (exited || proc.exitCode !== null) return;
       const done = new Promise((resolve) => proc.once('exit', resolve));

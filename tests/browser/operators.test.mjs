@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   dumpLogs,
   fetchMetrics,
+  freeTcpPort,
   freeUdpPort,
   joinCall,
   launchBrowser,
@@ -29,17 +29,6 @@ let server;
 let browser;
 let prom;
 const people = {};
-
-function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts Prometheus on loopback, scraping `target` (host:port) every second. */
 async function startPrometheus(target) {
