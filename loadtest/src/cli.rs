@@ -114,6 +114,21 @@ pub struct Cli {
     #[arg(long, value_parser = parse_percent, allow_hyphen_values = true)]
     pub min_join_success: Option<f64>,
 
+    /// The server's API key: with --api-secret, peers' access tokens are
+    /// minted here. Without them they are asked of a dev-mode server
+    /// (`POST /api/token`).
+    #[arg(long, env = "SFU_API_KEY")]
+    pub api_key: Option<String>,
+
+    /// The server's API secret (see --api-key).
+    #[arg(
+        long,
+        alias = "token-secret",
+        env = "SFU_API_SECRET",
+        hide_env_values = true
+    )]
+    pub api_secret: Option<String>,
+
     /// Write the machine-readable report here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -35,6 +35,7 @@ mod server_metrics;
 mod signaling;
 mod stats;
 mod table;
+mod tokens;
 mod track_stats;
 
 use std::net::{IpAddr, SocketAddr};
@@ -213,6 +214,11 @@ async fn run(cli: Cli) -> ExitCode {
     let ctx = RunContext {
         collector: Arc::new(Collector::new()),
         ws_url: format!("ws://{}/ws", endpoints.authority),
+        tokens: tokens::TokenSource::new(
+            cli.api_key.as_deref(),
+            cli.api_secret.as_deref(),
+            &endpoints.authority,
+        ),
         janus,
         bind_ip,
         media: MediaConfig {

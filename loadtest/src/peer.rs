@@ -32,6 +32,8 @@ pub struct RunContext {
     pub collector: Arc<Collector>,
     /// The signaling WebSocket URL (`sfu-server`).
     pub ws_url: String,
+    /// Where peers' access tokens come from.
+    pub tokens: crate::tokens::TokenSource,
     /// The Janus room, when the target is Janus.
     pub janus: Option<Arc<JanusRoom>>,
     /// The local address every PeerConnection binds (port 0).
@@ -115,7 +117,12 @@ async fn session(
     let mut sig = Signaling::connect(&ctx.ws_url)
         .await
         .map_err(|e| e.to_string())?;
-    sig.join(&spec.room, &spec.name)
+    let identity = format!("{}-{index}", spec.name);
+    let token = ctx
+        .tokens
+        .token(&spec.room, &identity, spec.publish)
+        .await?;
+    sig.join(&spec.room, &spec.name, &token)
         .await
         .map_err(|e| e.to_string())?;
     let peer_id = tokio::time::timeout(JOIN_TIMEOUT, async {

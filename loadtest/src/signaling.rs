@@ -100,9 +100,14 @@ impl Signaling {
             .map_err(|e| SignalingError::Closed(format!("send failed: {e}")))
     }
 
-    /// Sends `join`.
-    pub async fn join(&mut self, room: &str, name: &str) -> Result<(), SignalingError> {
-        self.send(json!({"type": "join", "room": room, "name": name}))
+    /// Sends `join` with an access token.
+    pub async fn join(
+        &mut self,
+        room: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<(), SignalingError> {
+        self.send(json!({"type": "join", "room": room, "name": name, "token": token}))
             .await
     }
 

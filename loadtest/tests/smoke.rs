@@ -143,6 +143,49 @@ async fn room_smoke_run_passes_and_an_impossible_threshold_fails() {
         .expect("cleanly");
 }
 
+/// A production server (API key and secret, no dev minter): peers join
+/// with tokens minted locally from `--api-key`/`--api-secret`, and without
+/// them the run reports that it cannot get tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_servers_take_locally_minted_tokens() {
+    let config = signaling::Config::try_parse_from([
+        "sfu-server",
+        "--bind",
+        "127.0.0.1:0",
+        "--udp-port",
+        "0",
+        "--tcp-port",
+        "0",
+        "--api-key",
+        "load-key",
+        "--api-secret",
+        "load-secret",
+    ])
+    .expect("valid server flags");
+    let server = signaling::start(config).await.expect("server starts");
+    assert!(!server.dev_mode);
+    let url = format!("http://{}", server.http_addr);
+    let json = temp_file("production.json");
+    let mut args = room_args(&url, "2s", &json);
+    args.extend(["--api-key", "load-key", "--token-secret", "load-secret"].map(String::from));
+    let out = run(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(read_json(&json)["passed"], true);
+
+    let json = temp_file("no-token.json");
+    let mut args = room_args(&url, "1s", &json);
+    args.extend(["--min-join-success", "100%"].map(String::from));
+    let out = run(args).await;
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("--api-key"), "{text}");
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("server stops")
+        .expect("cleanly");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_flags_exit_2_with_one_line() {
     let server = start_server().await;
