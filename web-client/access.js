@@ -30,6 +30,12 @@ export function claimsOf(token) {
   }
 }
 
+/** Whether the page's token lets us publish (true without one: dev tokens do). */
+export function mayPublish() {
+  if (!pageToken) return true;
+  return claimsOf(pageToken)?.grants?.canPublish === true;
+}
+
 /** The token last used, for `resume`. */
 export function lastAccessToken() {
   return lastToken;

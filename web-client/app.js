@@ -5,7 +5,7 @@
 // that stays on screen and is rejoined once the socket is back. Exposes
 // state as `window.sfu` for tests.
 
-import { NEEDS_TOKEN_TEXT } from './access.js';
+import { mayPublish, NEEDS_TOKEN_TEXT } from './access.js';
 import { Chat } from './chat.js';
 import { getLocalMedia } from './devices.js';
 import { Ringing } from './ringing.js';
@@ -273,7 +273,10 @@ async function startRoom({ room: roomName, kind, peerName = null }) {
   ui.setStatus('Starting your camera and microphone…');
   const token = { kind };
   starting = token;
-  const { stream, warning } = await getLocalMedia();
+  // A token that may not publish: watch and listen only, no camera asked for.
+  const { stream, warning } = mayPublish()
+    ? await getLocalMedia()
+    : { stream: null, warning: 'Your access token lets you watch and listen, but not send audio or video.' };
   if (starting !== token) {
     // Cancelled meanwhile (the call ended, or another started).
     stream?.getTracks().forEach((t) => t.stop());

@@ -119,9 +119,24 @@ describe('access tokens in the browser (production mode)', () => {
     );
   });
 
-  step('a subscribe-only participant cannot publish: refused, and nothing of it is forwarded', async () => {
+  step('a subscribe-only participant watches, cannot publish a camera, and nothing of it is forwarded', async () => {
     const mallory = await openWithToken('Mallory', ROOM_A, mint(ROOM_A, 'mallory', ['--subscribe']));
-    await join(mallory); // the page publishes its camera and microphone as usual
+    await join(mallory); // the page joins receive-only: its token may not publish
+    await waitFor(
+      async () => {
+        const s = await mediaStats(mallory.page);
+        return { ok: s.video.length === 2 && s.video.every((f) => f > 30), s };
+      },
+      { timeoutMs: 20_000, describe: (v) => `Mallory decodes Alice and Bob: ${JSON.stringify(v.s)}` },
+    );
+    // She tries anyway: a camera offer on her signaling socket.
+    await mallory.page.evaluate(async () => {
+      const camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      const pc = new RTCPeerConnection();
+      camera.getTracks().forEach((t) => pc.addTrack(t, camera));
+      await pc.setLocalDescription(await pc.createOffer());
+      window.sfu.signaling.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    });
     await waitFor(
       async () => {
         const text = (await errorText(mallory.page)) ?? '';
