@@ -569,6 +569,7 @@ mod tests {
             ..Default::default()
         };
         s.counters.rtp_in.video_packets = 7;
+        s.counters.inbound_dropped[InboundDrop::RateLimit as usize] = 5;
         let text = m.render(&s);
         assert!(text.contains("sfu_peers 3\n"), "{text}");
         assert!(
@@ -586,6 +587,14 @@ mod tests {
         assert!(text.contains("process_resident_memory_bytes"), "{text}");
         assert!(
             text.contains("sfu_packets_dropped_total{reason=\"send_failed\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sfu_inbound_dropped_packets_total{reason=\"rate_limit\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sfu_inbound_dropped_packets_total{reason=\"foreign_rtcp\"} 0\n"),
             "{text}"
         );
     }
