@@ -36,6 +36,14 @@ export function mayPublish() {
   return claimsOf(pageToken)?.grants?.canPublish === true;
 }
 
+/**
+ * Forgets minted tokens (not the last one, which a `resume` presents): a
+ * dev server that restarted signs with a new secret.
+ */
+export function forgetTokens() {
+  cache.clear();
+}
+
 /** The token last used, for `resume`. */
 export function lastAccessToken() {
   return lastToken;

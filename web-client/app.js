@@ -5,7 +5,7 @@
 // that stays on screen and is rejoined once the socket is back. Exposes
 // state as `window.sfu` for tests.
 
-import { mayPublish, NEEDS_TOKEN_TEXT } from './access.js';
+import { forgetTokens, hasPageToken, mayPublish, NEEDS_TOKEN_TEXT } from './access.js';
 import { Chat } from './chat.js';
 import { getLocalMedia } from './devices.js';
 import { Ringing } from './ringing.js';
@@ -58,6 +58,7 @@ let starting = null; // a room being set up (waiting for camera and microphone)
 let connectionProblem = false; // the error banner is about the connection
 let panel = null; // the open side panel: people | chat | null
 let refusedBecause = null; // the server's reason when it refused our access token
+let devRetryAt = 0; // when a refused dev token was last retried with a fresh one
 
 init();
 
@@ -152,7 +153,14 @@ function onDown({ code, wasOpen, retryInMs, attempt }) {
   ui.setConnection('offline', 'Offline');
   ringing.onDown(); // ends a ringing call; an answered one waits for the rejoin
   const secs = Math.max(1, Math.round(retryInMs / 1000));
-  if (code === CLOSE_UNAUTHORIZED) {
+  forgetTokens();
+  // A dev server that restarted refuses the tokens of the old one: once in
+  // a while, try again with fresh ones before giving up.
+  const retryDev = code === CLOSE_UNAUTHORIZED && !hasPageToken() && Date.now() - devRetryAt > 30_000;
+  if (retryDev) {
+    devRetryAt = Date.now();
+    room?.suspend({ keepMedia: false });
+  } else if (code === CLOSE_UNAUTHORIZED) {
     conn.stop();
     endRoom();
     const why = refusedBecause ?? 'the server refused the access token';

@@ -11,7 +11,7 @@
 // for lack of bandwidth, and pauses the camera's simulcast layers nobody
 // receives (`publishLayers`).
 
-import { accessToken, lastAccessToken, NEEDS_TOKEN_TEXT } from './access.js';
+import { accessToken, hasPageToken, lastAccessToken, NEEDS_TOKEN_TEXT } from './access.js';
 import { Call } from './call.js';
 import { describeMediaError, fillPicker, getCameraTrack, getMicTrack, rememberDevice } from './devices.js';
 import { VideoPreferences } from './preferences.js';
@@ -260,6 +260,9 @@ export class RoomSession {
 
   /** An `error` answering one of our room requests. */
   onError(msg) {
+    // A dev token the server refused (it restarted with a new secret): the
+    // socket closes next, and the app retries with a fresh token.
+    if (msg.request === 'join' && msg.code === 'unauthorized' && !hasPageToken()) return;
     if (msg.request === 'join') {
       const texts = {
         private_room: this.rejoining
