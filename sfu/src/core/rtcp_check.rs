@@ -1,8 +1,9 @@
 //! Which RTCP packets from a Peer name SSRCs it has no business naming.
 //!
-//! A subscriber's feedback (PLI, FIR, NACK, REMB, receiver-report blocks)
-//! must be about streams the SFU sends it; a publisher's sender report must
-//! be about a stream it publishes. Anything else is dropped and counted
+//! A subscriber's feedback (PLI, FIR, NACK, receiver-report blocks, and
+//! REMB, which must name at least one) must be about streams the SFU sends
+//! it; a publisher's sender report must be about a stream it publishes.
+//! Anything else is dropped and counted
 //! (`InboundDrop::ForeignRtcp`), so no peer can make the SFU ask another
 //! peer's publisher for keyframes or resend another subscription's packets.
 //!
@@ -40,7 +41,9 @@ pub fn is_foreign(
         return !receives(nack.media_ssrc);
     }
     if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-        return remb.ssrcs.iter().any(|s| !receives(*s));
+        // An estimate of the Peer's own downlink: it must name one of its
+        // streams, and may still list one that just ended.
+        return !remb.ssrcs.is_empty() && !remb.ssrcs.iter().any(|s| receives(*s));
     }
     if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
         return rr.reports.iter().any(|r| !receives(r.ssrc));
@@ -97,6 +100,12 @@ mod tests {
             bitrate: 1e6,
             ssrcs: vec![10, 11],
         }));
+        // One stream that just ended among its own.
+        assert!(!foreign(&ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 1,
+            bitrate: 1e6,
+            ssrcs: vec![10, 99],
+        }));
         assert!(!foreign(&FullIntraRequest {
             sender_ssrc: 1,
             media_ssrc: 0,
@@ -125,7 +134,7 @@ mod tests {
         assert!(foreign(&ReceiverEstimatedMaximumBitrate {
             sender_ssrc: 1,
             bitrate: 1e6,
-            ssrcs: vec![10, 99],
+            ssrcs: vec![98, 99],
         }));
         assert!(foreign(&ReceiverReport {
             ssrc: 1,
