@@ -10,7 +10,7 @@ import { Chat } from './chat.js';
 import { getLocalMedia } from './devices.js';
 import { Ringing } from './ringing.js';
 import { isRoomMessage, RoomSession } from './room.js';
-import { Signaling, signalingUrl } from './signaling.js';
+import { CLOSE_NO_ANSWER, Signaling, signalingUrl } from './signaling.js';
 import { Grid } from './tiles.js';
 import * as ui from './ui.js';
 
@@ -182,7 +182,7 @@ function onDown({ code, wasOpen, retryInMs, attempt }) {
       // The server keeps our session a few seconds for a `resume` unless it
       // closed the socket on purpose; failing that, the room (or the call,
       // for a few seconds more) waits for us to rejoin.
-      room.suspend({ keepMedia: !NOT_RESUMABLE.includes(code) });
+      room.suspend({ keepMedia: !NOT_RESUMABLE.includes(code), networkChanged: code === CLOSE_NO_ANSWER });
       conn.setUrgent(true);
     }
   }
@@ -293,7 +293,7 @@ async function startRoom({ room: roomName, kind, peerName = null }) {
   starting = null;
   if (warning) ui.showError(warning);
   room = new RoomSession({
-    send: (m) => conn.send(m), room: roomName, name, kind, peerName, stream, grid, chat,
+    send: (m) => conn.send(m), probe: () => conn.probe(), room: roomName, name, kind, peerName, stream, grid, chat,
     onJoinFailed: (text) => {
       room = null;
       showHome();

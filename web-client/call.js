@@ -14,6 +14,10 @@
 
 /** ICE that stays `disconnected` this long is restarted. */
 const DISCONNECTED_RESTART_MS = 2000;
+/** How often inbound media is looked at for a stall. */
+const STALL_CHECK_MS = 500;
+/** Inbound traffic that stops for this long, after flowing, is a stall. */
+const STALL_MS = 1500;
 /** The least time between two ICE restarts; it doubles while they fail. */
 const RESTART_BACKOFF_MS = [0, 5000, 10_000, 20_000, 30_000];
 /**
@@ -101,6 +105,12 @@ export class Call {
     this.layerQueue = Promise.resolve();
     /** A TURN server refused our credentials (reported once). */
     this.turnRefused = false;
+    /** Inbound traffic stopped while ICE still says connected (see `#checkStall`). */
+    this.mediaStalled = false;
+    this.inbound = { bytes: 0, movedAt: performance.now() };
+    /** The signaling socket died silently: restart ICE on the next resync. */
+    this.networkSuspect = false;
+    this.stallTimer = setInterval(() => this.#checkStall().catch(() => {}), STALL_CHECK_MS);
 
     const pc = new RTCPeerConnection({ iceServers: opts.iceServers ?? [] });
     this.pc = pc;
@@ -311,15 +321,24 @@ export class Call {
       this.restarting = false;
       this.failedRestarts = 0;
       this.lastRestartAt = -Infinity;
-      if (['connected', 'completed'].includes(this.pc.iceConnectionState)) this.renegotiate();
-      else this.restartIce('signaling resumed while ICE was not connected');
+      const up = ['connected', 'completed'].includes(this.pc.iceConnectionState);
+      const suspect = this.mediaStalled || this.networkSuspect;
+      this.networkSuspect = false;
+      if (up && !suspect) this.renegotiate();
+      else this.restartIce(up ? 'signaling resumed after a network change' : 'signaling resumed while ICE was not connected');
     });
+  }
+
+  /** The signaling socket died without a word: the network likely changed. */
+  suspectNetwork() {
+    this.networkSuspect = true;
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.iceTimer);
+    clearInterval(this.stallTimer);
     this.pc.close();
   }
 
@@ -354,6 +373,34 @@ export class Call {
     if (code === 401 || (turn && code >= 400 && code < 500)) {
       this.turnRefused = true;
       this.opts.onTurnRefused?.({ url, errorCode: code, errorText: e.errorText ?? '' });
+    }
+  }
+
+  /**
+   * Inbound traffic (media, RTCP and ICE answers: the SFU sends reports and
+   * congestion feedback as long as we publish) that flowed and then stops
+   * for `STALL_MS` is acted on long before the browser calls ICE
+   * disconnected (about 5 s): after a network change, the signaling socket
+   * is checked at once (`onStall`), and ICE restarts, over the resumed
+   * session if the socket was dead too.
+   */
+  async #checkStall() {
+    if (this.closed) return;
+    let bytes = 0;
+    (await this.pc.getStats()).forEach((s) => {
+      if (s.type === 'transport') bytes += s.bytesReceived ?? 0;
+    });
+    const now = performance.now();
+    if (bytes !== this.inbound.bytes) {
+      this.inbound = { bytes, movedAt: now };
+      this.mediaStalled = false;
+      return;
+    }
+    if (bytes > 0 && !this.mediaStalled && now - this.inbound.movedAt >= STALL_MS) {
+      this.mediaStalled = true;
+      console.info(`call: nothing received for ${Math.round(now - this.inbound.movedAt)} ms`);
+      this.opts.onStall?.();
+      if (['connected', 'completed'].includes(this.pc.iceConnectionState)) this.restartIce('nothing received');
     }
   }
 

@@ -117,7 +117,10 @@ export class RoomSession {
    * otherwise (the server removed us) it is closed, keeping the view, the
    * local media and the people, until `rejoin`.
    */
-  suspend({ keepMedia = false } = {}) {
+  suspend({ keepMedia = false, networkChanged = false } = {}) {
+    // The socket died without a word (a network change, likely): the media
+    // path is suspect too, and ICE restarts once the session is back.
+    if (networkChanged) this.call?.suspectNetwork();
     // The new socket dropped before the server answered our `resume`.
     if (this.state === 'resuming') this.state = 'reconnecting';
     if (this.state === 'reconnecting' && (keepMedia || !this.call)) return;
@@ -510,6 +513,9 @@ export class RoomSession {
       onRemoteTrack: (peerId, track) => this.roster.remoteTrack(peerId, track),
       onConnectionState: (state) => this.#onConnectionState(state),
       onIceState: (state, restarting) => this.#onIceState(state, restarting),
+      // Media stopped: the signaling socket may be dead too (a network
+      // change); found out now rather than when TCP gives up.
+      onStall: () => this.probe?.(),
       onError: (text) => ui.showError(text),
       onTurnRefused: ({ url, errorCode, errorText }) => {
         console.warn(`room: TURN server ${url} refused our credentials (${errorCode} ${errorText})`);
@@ -572,6 +578,10 @@ export class RoomSession {
   }
 
   #onIceState(state, restarting) {
+    // Media lost its path: the signaling socket may have lost it too (a
+    // network change). Find out now rather than when TCP gives up, so the
+    // ICE restart that follows goes over a live socket.
+    if (state === 'disconnected' || state === 'failed') this.probe?.();
     this.iceState = state;
     this.iceRestarting = restarting;
     this.#updateStatus();

@@ -5,6 +5,10 @@
 
 const PING_INTERVAL_MS = 20_000;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
+/** How long `probe` waits for any answer before giving the socket up. */
+const PROBE_TIMEOUT_MS = 1500;
+/** The close code reported to `onDown` for a socket given up by `probe`. */
+export const CLOSE_NO_ANSWER = 4900;
 /** While a call or room waits for the rejoin (see `setUrgent`). */
 const URGENT_RETRY_DELAYS_MS = [250, 500, 1000];
 
@@ -28,12 +32,20 @@ export class Signaling {
     this.handlers = handlers;
     this.ws = null;
     this.pingTimer = null;
+    this.probeTimer = null;
+    this.heardAt = 0; // when the socket last brought a frame
     this.retryTimer = null;
     this.attempt = 0;
     this.everOpened = false;
     this.stopped = false;
     this.urgent = false;
-    window.addEventListener('online', () => this.retryNow());
+    // A network change (Wi-Fi to cellular, a new address) may leave the
+    // socket dead but "open": checked at once.
+    window.addEventListener('online', () => {
+      this.retryNow();
+      this.probe();
+    });
+    navigator.connection?.addEventListener?.('change', () => this.probe());
   }
 
   /** True while the socket is open. */
@@ -56,20 +68,48 @@ export class Signaling {
       this.handlers.onOpen?.({ reconnected });
     });
     ws.addEventListener('message', (event) => this.#onFrame(event));
-    ws.addEventListener('close', (event) => {
-      clearInterval(this.pingTimer);
-      this.pingTimer = null;
-      this.ws = null;
-      if (this.stopped) return;
-      const delays = this.urgent ? URGENT_RETRY_DELAYS_MS : RETRY_DELAYS_MS;
-      const retryInMs = delays[Math.min(this.attempt, delays.length - 1)];
-      this.attempt += 1;
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        this.start();
-      }, retryInMs);
-      this.handlers.onDown?.({ code: event.code, reason: event.reason, wasOpen: opened, retryInMs, attempt: this.attempt });
-    });
+    ws.addEventListener('close', (event) => this.#down(ws, event.code, event.reason, opened, null));
+  }
+
+  /**
+   * Checks that the open socket still reaches the server: sends a ping,
+   * and if nothing at all arrives within `timeoutMs`, gives the socket up
+   * and opens a new one at once (the session is then resumed). After a
+   * network change the old TCP connection is dead, but the browser would
+   * keep it "open" for minutes.
+   */
+  probe(timeoutMs = PROBE_TIMEOUT_MS) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.probeTimer) return;
+    const heard = this.heardAt;
+    this.send({ type: 'ping' });
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (this.ws !== ws || this.heardAt !== heard) return;
+      console.info(`signaling: no answer within ${timeoutMs} ms; reconnecting`);
+      ws.close(CLOSE_NO_ANSWER, 'no answer');
+      this.#down(ws, CLOSE_NO_ANSWER, 'no answer', true, 0);
+    }, timeoutMs);
+  }
+
+  /** `ws` closed (or was given up): reconnect after a delay (`retryInMs`, or the backoff's). */
+  #down(ws, code, reason, wasOpen, retryInMs) {
+    // A socket given up by `probe` reports its own close later: ignored.
+    if (this.ws !== ws) return;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.probeTimer);
+    this.pingTimer = null;
+    this.probeTimer = null;
+    this.ws = null;
+    if (this.stopped) return;
+    const delays = this.urgent ? URGENT_RETRY_DELAYS_MS : RETRY_DELAYS_MS;
+    const delay = retryInMs ?? delays[Math.min(this.attempt, delays.length - 1)];
+    this.attempt += 1;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.start();
+    }, delay);
+    this.handlers.onDown?.({ code, reason, wasOpen, retryInMs: delay, attempt: this.attempt });
   }
 
   /** Retries quickly (at most every second) while `on`: a call is waiting for us. */
@@ -110,6 +150,7 @@ export class Signaling {
   }
 
   #onFrame(event) {
+    this.heardAt = performance.now();
     if (typeof event.data !== 'string') {
       console.warn('signaling: ignoring binary frame');
       return;

@@ -323,6 +323,24 @@ async fn session(
             state.calls.unregister(&id, s.conn);
         }
     }
+    if let Some(grace) = grace {
+        // Parked before the old socket is closed: a lost socket may take
+        // its full close timeout, and a new socket that resumes (after a
+        // network change, say) must find the session at once. What was
+        // queued goes to the new socket.
+        tokio::spawn(park(s, grace).instrument(tracing::Span::current()));
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            };
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        state.metrics.ws_connections.dec();
+        return;
+    }
     if send_outbox(&mut sink, &mut s.outbox).await.is_ok() {
         if let Some((code, reason)) = close {
             let frame = CloseFrame {
@@ -336,12 +354,7 @@ async fn session(
     // the stream; a client that stopped reading does not hold us up.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
     state.metrics.ws_connections.dec();
-    match grace {
-        Some(grace) => {
-            tokio::spawn(park(s, grace).instrument(tracing::Span::current()));
-        }
-        None => s.end().await,
-    }
+    s.end().await;
 }
 
 /// Keeps a session whose socket was lost for `grace`, queueing what the

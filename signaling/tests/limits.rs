@@ -3,6 +3,8 @@
 //! counted in `sfu_limit_rejections_total{limit}`, and other clients are
 //! unaffected.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

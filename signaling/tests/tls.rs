@@ -3,6 +3,8 @@
 //! over WSS; plain HTTP on `--redirect-http-bind` is redirected; and new
 //! certificate files are picked up without a restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -216,12 +216,22 @@ export function launchBrowser(
   });
 }
 
+/**
+ * A headless Chromium whose process a test can kill (SIGKILL, as a crash
+ * or a power cut would): `{ browser, kill() }`.
+ */
+export async function launchKillableBrowser(executablePath = process.env.CHROMIUM_BIN || '/usr/bin/chromium') {
+  const server = await chromium.launchServer({ executablePath, headless: true, args: CHROMIUM_ARGS });
+  const browser = await chromium.connect(server.wsEndpoint());
+  return { browser, kill: () => server.process().kill('SIGKILL') };
+}
+
 /** Opens the client in a fresh browser context and joins `room` as `name`. */
 export async function joinCall(browser, baseUrl, room, name) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   const page = await context.newPage();
   const logs = new Tail(200);
-  page.on('console', (msg) => logs.push(`[${name}] ${msg.type()}: ${msg.text()}`));
+  page.on('console', (msg) => logs.push(`${new Date().toISOString().slice(11, 23)} [${name}] ${msg.type()}: ${msg.text()}`));
   page.on('pageerror', (err) => logs.push(`[${name}] pageerror: ${err.message}`));
   await page.goto(`${baseUrl}/?room=${encodeURIComponent(room)}`);
   await page.fill('#name', name);
@@ -337,7 +347,7 @@ export async function openHome(
   if (init) await init(context);
   const page = await context.newPage();
   const logs = new Tail(200);
-  page.on('console', (msg) => logs.push(`[${name}] ${msg.type()}: ${msg.text()}`));
+  page.on('console', (msg) => logs.push(`${new Date().toISOString().slice(11, 23)} [${name}] ${msg.type()}: ${msg.text()}`));
   page.on('pageerror', (err) => logs.push(`[${name}] pageerror: ${err.message}`));
   await page.goto(`${baseUrl}${urlPath}`);
   await page.fill('#name', name);

@@ -15,8 +15,11 @@
 //   3. when cli reaches only coturn, through TURN with ephemeral
 //      credentials from the SFU;
 //   4. the SFU itself behind 1:1 NAT, with --public-ip (own topology);
-//   5. Alice's path is cut for 3 s mid-call and restored: video resumes
-//      within 5 s, with the same Tracks;
+//   5. (a) Alice's path is cut for 3 s mid-call and restored: video
+//      resumes within 5 s, with the same Tracks; (b) Alice's address
+//      changes, which kills her signaling socket too: the client notices
+//      (a ping unanswered), resumes the session on a new socket, restarts
+//      ICE with new credentials, and video resumes with the same Tracks;
 //   6. Alice's media path is cut for good: the SFU removes her within the
 //      consent timeout.
 
@@ -72,9 +75,10 @@ describe('calls across NAT, blocked UDP and TURN', { skip }, () => {
   let natBrowser;
   let openBrowser;
   const people = [];
+  let cliLink;
 
   before(async () => {
-    symmetricNat(topo, SFU_IP);
+    cliLink = symmetricNat(topo, SFU_IP);
     server = await startServer({
       udpPort: await freeUdpPort(),
       host: SFU_IP,
@@ -172,6 +176,53 @@ describe('calls across NAT, blocked UDP and TURN', { skip }, () => {
     } finally {
       topo.nftFlush('cli');
       await leaveAll();
+    }
+  });
+
+  it('5b. an address change mid-call: signaling resumes, ICE restarts, video resumes with the same Tracks', { timeout: 90_000 }, async () => {
+    const r = room();
+    const alice = await joinCall(natBrowser, server.url, r, 'Alice');
+    const bob = await joinCall(openBrowser, server.url, r, 'Bob');
+    people.push(alice, bob);
+    const dev = cliLink[1];
+    try {
+      await waitDecoding(people);
+      const before = await fetchMetrics(server.url);
+      const tracksBefore = await bob.page.evaluate(() => window.sfu.pc.getReceivers().map((x) => x.track.id).sort());
+      const ufragBefore = await alice.page.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.sfu.pc.localDescription.sdp)?.[1]);
+
+      // Alice moves to another address (Wi-Fi to cellular): her sockets,
+      // the signaling one included, are dead.
+      topo.ip('cli', 'addr', 'del', '192.0.2.2/24', 'dev', dev);
+      topo.ip('cli', 'addr', 'add', '192.0.2.3/24', 'dev', dev);
+      topo.ip('cli', 'route', 'replace', 'default', 'via', '192.0.2.1');
+      const movedAt = Date.now();
+      const base = await framesDecoded(bob.page);
+      await waitFor(
+        async () => {
+          const f = await framesDecoded(bob.page);
+          return { ok: f > base + 10, f };
+        },
+        { timeoutMs: 30_000, intervalMs: 250, describe: (v) => `Bob framesDecoded ${v.f} (was ${base})\n${alice.logs}\n${server.output}` },
+      );
+      const resumedMs = Date.now() - movedAt;
+      const pair = await selectedPair(alice.page);
+      const ufragAfter = await alice.page.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.sfu.pc.localDescription.sdp)?.[1]);
+      const after = await fetchMetrics(server.url);
+      if (process.env.NAT_DEBUG) console.log(`${alice.logs}\n${server.output}`);
+      console.log(`address change: video resumed ${resumedMs} ms after the move; pair ${JSON.stringify(pair)}; ufrag ${ufragBefore} -> ${ufragAfter}; resumes ${metricValue(after, 'sfu_ws_resumes_total') - metricValue(before, 'sfu_ws_resumes_total')}`);
+      assert.notEqual(ufragAfter, ufragBefore, 'ICE restarted (new credentials)');
+      assert.equal(metricValue(after, 'sfu_joins_total'), metricValue(before, 'sfu_joins_total'), 'no rejoin: the same Peer');
+      assert.equal(metricValue(after, 'sfu_ws_resumes_total'), metricValue(before, 'sfu_ws_resumes_total') + 1, 'signaling resumed');
+      const tracksAfter = await bob.page.evaluate(() => window.sfu.pc.getReceivers().map((x) => x.track.id).sort());
+      assert.deepEqual(tracksAfter, tracksBefore, 'the same Tracks');
+      assert.ok(resumedMs <= 5000, `video resumed only after ${resumedMs} ms`);
+    } finally {
+      // Leave first, over the sockets of the new address, then move back.
+      await leaveAll();
+      topo.ip('cli', 'addr', 'flush', 'dev', dev);
+      topo.ip('cli', 'addr', 'add', '192.0.2.2/24', 'dev', dev);
+      topo.ip('cli', 'route', 'replace', 'default', 'via', '192.0.2.1');
     }
   });
 

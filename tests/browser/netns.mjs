@@ -51,6 +51,11 @@ export class Topology {
     const nsB = this.ns(b);
     run('ip', ['link', 'add', ia, ...(nsA ? ['netns', nsA] : []), 'type', 'veth', 'peer', 'name', ib, 'netns', nsB]);
     const inA = nsA ? ['-n', nsA] : [];
+    // No IPv6 link-local address, which would appear a moment after the
+    // link comes up: Chromium sees that as a network change and fails the
+    // page loads under way (ERR_NETWORK_CHANGED).
+    run('ip', [...inA, 'link', 'set', 'dev', ia, 'addrgenmode', 'none']);
+    run('ip', ['-n', nsB, 'link', 'set', 'dev', ib, 'addrgenmode', 'none']);
     run('ip', [...inA, 'addr', 'add', aAddr, 'dev', ia]);
     run('ip', [...inA, 'link', 'set', ia, 'up']);
     run('ip', ['-n', nsB, 'addr', 'add', bAddr, 'dev', ib]);
