@@ -113,9 +113,9 @@ class Tail {
  * Starts sfu-server on 127.0.0.1 with an ephemeral HTTP port (or `httpPort`)
  * and the given UDP port, and waits for its "listening on" line.
  */
-export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, extraArgs = [], timeoutMs = 20_000, bin = null }) {
+export async function startServer({ udpPort, host = '127.0.0.1', httpPort = 0, tcpPort = 0, extraArgs = [], timeoutMs = 20_000, bin = null }) {
   bin ??= process.env.SFU_SERVER_BIN || path.join(repoRoot, 'target/debug/sfu-server');
-  const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--tcp-port', '0', '--public-ip', host, ...extraArgs];
+  const args = ['--bind', `${host}:${httpPort}`, '--udp-port', String(udpPort), '--tcp-port', String(tcpPort), '--public-ip', host, ...extraArgs];
   // Off loopback the server runs in dev mode only when told to (tests that
   // configure --api-key/--api-secret run it in production mode).
   const loopback = /^(127\.|localhost$|::1$)/.test(host);

@@ -11,7 +11,9 @@
 // Each case asserts remote video framesDecoded > 50 and the selected
 // candidate pair's types and protocols:
 //   1. behind the NAT, the call runs over UDP;
-//   2. with UDP dropped in cli, over ICE-TCP;
+//   2. with UDP dropped in cli, over ICE-TCP; (2b) when cli may send
+//      nothing but TCP to port 443, over ICE-TCP on 443 (signaling on 443
+//      of a second address);
 //   3. when cli reaches only coturn, through TURN with ephemeral
 //      credentials from the SFU;
 //   4. the SFU itself behind 1:1 NAT, with --public-ip (own topology);
@@ -78,7 +80,7 @@ describe('calls across NAT, blocked UDP and TURN', { skip }, () => {
   let cliLink;
 
   before(async () => {
-    cliLink = symmetricNat(topo, SFU_IP);
+    ({ cliLink } = symmetricNat(topo, SFU_IP));
     server = await startServer({
       udpPort: await freeUdpPort(),
       host: SFU_IP,
@@ -326,6 +328,54 @@ describe('TURN only, with ephemeral credentials from the SFU', { skip }, () => {
     const expiry = Number(creds[0].username.split(':')[0]);
     const ttl = expiry - Date.now() / 1000;
     assert.ok(ttl > 590 && ttl <= 601, `expiry in ${ttl} s`);
+  });
+});
+
+describe('only TCP 443 open: signaling and ICE-TCP on port 443', { skip }, () => {
+  // The SFU host has two public addresses: signaling on one (as behind a
+  // TLS proxy, here plain HTTP), media on the other, both on port 443. The
+  // client, behind the symmetric NAT, may send nothing but TCP to port 443.
+  const SIGNALING_IP = '203.0.113.5';
+  const topo = new Topology('n4');
+  let server;
+  let browser;
+  const people = [];
+
+  before(async () => {
+    const [sfuSide] = symmetricNat(topo, SFU_IP).publicLink;
+    topo.exec(null, 'ip', 'addr', 'add', `${SIGNALING_IP}/24`, 'dev', sfuSide);
+    server = await startServer({
+      udpPort: await freeUdpPort(),
+      host: SIGNALING_IP,
+      httpPort: 443,
+      tcpPort: 443,
+      extraArgs: ['--media-bind-ip', SFU_IP, '--public-ip', SFU_IP],
+    });
+    browser = await launchBrowser(await topo.wrapper('cli', '/usr/bin/chromium'), secure(server.url));
+    topo.nft('cli', `table inet only443 { chain out { type filter hook output priority 0;
+      tcp dport 443 accept;
+      ip daddr 203.0.113.0/24 drop; }
+}`);
+  });
+
+  after(async () => {
+    for (const p of people) await p.context.close().catch(() => {});
+    await browser?.close().catch(() => {});
+    await server?.stop();
+    await topo.teardown();
+  });
+
+  it('2b. the call connects over ICE-TCP on 443', { timeout: 60_000 }, async () => {
+    const r = room();
+    people.push(await joinCall(browser, server.url, r, 'Alice'));
+    people.push(await joinCall(browser, server.url, r, 'Bob'));
+    await waitDecoding(people, 50, 40_000);
+    for (const p of people) {
+      const pair = await selectedPair(p.page);
+      assert.equal(pair.remote.protocol, 'tcp', JSON.stringify(pair));
+      assert.equal(pair.remote.port, 443, JSON.stringify(pair));
+      assert.equal(pair.remote.address, SFU_IP, JSON.stringify(pair));
+    }
   });
 });
 

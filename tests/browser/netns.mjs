@@ -127,19 +127,21 @@ export class Topology {
  * router that masquerades with random ports (a symmetric NAT: a fresh
  * source port for every destination); behind it, host `cli` is
  * 192.0.2.2/24 with its default route through the router (192.0.2.1).
- * Returns the interface names of the cli link (router side, cli side).
+ * Returns the interface names of both links, each as [near side, far
+ * side]: `publicLink` (this namespace, router) and `cliLink` (router, cli).
  */
 export function symmetricNat(topo, publicIp) {
   topo.host('nat');
   topo.host('cli');
-  const [, natOut] = topo.link(null, `${publicIp}/24`, 'nat', '203.0.113.2/24');
+  const publicLink = topo.link(null, `${publicIp}/24`, 'nat', '203.0.113.2/24');
+  const natOut = publicLink[1];
   const cliLink = topo.link('nat', '192.0.2.1/24', 'cli', '192.0.2.2/24');
   topo.ip('cli', 'route', 'add', 'default', 'via', '192.0.2.1');
   topo.router('nat');
   topo.nft('nat', `table ip nat {
     chain post { type nat hook postrouting priority 100; oifname "${natOut}" masquerade random; }
   }`);
-  return cliLink;
+  return { cliLink, publicLink };
 }
 
 /**
