@@ -96,9 +96,22 @@ pub struct Cli {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub subscribers: u32,
 
-    /// `churn`: how long each churning peer stays.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub lifetime: Duration,
+    /// `churn`: how long each churning peer stays: one duration (`5s`) or
+    /// a range (`1s..5s`, uniform random per peer).
+    #[arg(long, default_value = "5s", value_parser = parse_lifetime, allow_hyphen_values = true)]
+    pub lifetime: Lifetime,
+
+    /// `churn`: start this many churners (cycles of join, stay, leave),
+    /// then end the run when all have left (instead of after --duration);
+    /// the server is read every 500 finished cycles (the soak curve).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub cycles: Option<u64>,
+
+    /// `churn`: spread churners over this many rooms (`churn-0`, ...), each
+    /// with its own publishing anchor, so media grows with the peers present
+    /// rather than with their square. 1 keeps one room, `churn`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub churn_rooms: u32,
 
     /// Fail (exit 1) if packet loss exceeds this (e.g. `1%`).
     #[arg(long, value_parser = parse_percent, allow_hyphen_values = true)]
@@ -113,6 +126,18 @@ pub struct Cli {
     /// (e.g. `99%`).
     #[arg(long, value_parser = parse_percent, allow_hyphen_values = true)]
     pub min_join_success: Option<f64>,
+
+    /// Fail (exit 1) if the server's RSS at the end of a `--cycles` run
+    /// exceeds its RSS after the first 500 cycles by more than this share
+    /// or 5 MiB, whichever is larger (e.g. `5%`).
+    #[arg(long, value_parser = parse_percent, allow_hyphen_values = true)]
+    pub max_rss_growth: Option<f64>,
+
+    /// Fail (exit 1) unless, once everyone has left a `--cycles` run, the
+    /// server counts no peers, tracks or subscriptions, and its open fds and
+    /// tokio tasks are within 2 of their values before the run.
+    #[arg(long)]
+    pub require_clean_end: bool,
 
     /// The server's API key: with --api-secret, peers' access tokens are
     /// minted here. Without them they are asked of a dev-mode server
@@ -233,6 +258,43 @@ pub fn parse_bitrate(s: &str) -> Result<u64, String> {
     Ok(bits as u64)
 }
 
+/// How long a churner stays: uniform in `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// Shortest stay.
+    pub min: Duration,
+    /// Longest stay.
+    pub max: Duration,
+}
+
+impl Lifetime {
+    /// The stay at `u` in [0, 1) of the range.
+    pub fn at(&self, u: f64) -> Duration {
+        self.min + (self.max - self.min).mul_f64(u.clamp(0.0, 1.0))
+    }
+
+    /// A uniformly random stay.
+    pub fn pick(&self) -> Duration {
+        self.at(rand::random::<f64>())
+    }
+}
+
+/// `5s` (always 5 s) or `1s..5s` (uniform between); each side as in
+/// [`parse_duration`].
+pub fn parse_lifetime(s: &str) -> Result<Lifetime, String> {
+    let (min, max) = match s.split_once("..") {
+        Some((a, b)) => (parse_duration(a)?, parse_duration(b)?),
+        None => {
+            let d = parse_duration(s)?;
+            (d, d)
+        }
+    };
+    if min > max {
+        return Err(format!("`{s}`: the range must not run backwards"));
+    }
+    Ok(Lifetime { min, max })
+}
+
 /// Joins per second: a positive number.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     let (value, unit) = split_number(s)?;
@@ -289,6 +351,44 @@ mod tests {
         assert_eq!(parse_latency("0ms"), Ok(Duration::ZERO));
         assert_eq!(parse_latency("0"), Ok(Duration::ZERO));
         assert!(parse_latency("-3ms").is_err());
+    }
+
+    #[test]
+    fn lifetimes() {
+        let fixed = parse_lifetime("5s").expect("one value");
+        assert_eq!(
+            (fixed.min, fixed.max),
+            (Duration::from_secs(5), Duration::from_secs(5))
+        );
+        assert_eq!(fixed.pick(), Duration::from_secs(5));
+        let range = parse_lifetime("1s..5s").expect("a range");
+        assert_eq!(range.at(0.0), Duration::from_secs(1));
+        assert_eq!(range.at(0.5), Duration::from_secs(3));
+        assert!((0..100).all(|_| (range.min..=range.max).contains(&range.pick())));
+        assert_eq!(
+            parse_lifetime("500ms..2").map(|l| (l.min, l.max)),
+            Ok((Duration::from_millis(500), Duration::from_secs(2)))
+        );
+        assert!(parse_lifetime("5s..1s").is_err());
+        assert!(parse_lifetime("1s..").is_err());
+        assert!(parse_lifetime("0..1s").is_err());
+        let cli = Cli::try_parse_from([
+            "sfu-loadtest",
+            "--scenario",
+            "churn",
+            "--cycles",
+            "500",
+            "--lifetime",
+            "1s..5s",
+            "--max-rss-growth",
+            "5%",
+            "--require-clean-end",
+        ])
+        .expect("valid");
+        assert_eq!(cli.cycles, Some(500));
+        assert_eq!(cli.max_rss_growth, Some(5.0));
+        assert!(cli.require_clean_end);
+        assert!(Cli::try_parse_from(["sfu-loadtest", "--cycles", "0"]).is_err());
     }
 
     #[test]

@@ -272,6 +272,13 @@ svg .title {{ font-size: 13px; font-weight: 600; fill: #1a202c; }} svg .legend {
         html.push_str(chart);
         html.push('\n');
     }
+    if let Some(soak) = &r.soak {
+        html.push_str("<h2>Soak</h2>\n<p>The server before any peer joined, after every 500 finished join-and-leave cycles, and once everyone had left (the table is in the summary).</p>\n");
+        for chart in crate::soak::charts(soak) {
+            html.push_str(&chart);
+            html.push('\n');
+        }
+    }
     let _ = write!(
         html,
         "<h2>Summary</h2>\n<pre>{}</pre>\n</body></html>\n",

@@ -10,7 +10,8 @@
 //! [`signaling`] (the `/ws` client), [`http`] (a small HTTP client),
 //! [`publish`], [`receive`] and [`keyframe_requests`] (media tasks),
 //! [`media`] (payloads), [`track_stats`] and [`stats`] (measurements),
-//! [`server_metrics`] (the server's CPU and memory), [`report`], [`table`]
+//! [`server_metrics`] (the server's CPU and memory), [`soak`] (the churn
+//! soak's curve and verdicts), [`report`], [`table`]
 //! and [`html`] (output), [`progress`] (live display). See README.md.
 //!
 //! Exit status: 0 when every threshold holds, 1 when one is broken (or no
@@ -33,6 +34,7 @@ mod report;
 mod scenario;
 mod server_metrics;
 mod signaling;
+mod soak;
 mod stats;
 mod table;
 mod tokens;

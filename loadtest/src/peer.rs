@@ -23,6 +23,8 @@ use crate::stats::{lock, Collector, PeerRecord};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A connected peer that got no media for this long has failed.
 const MEDIA_PATIENCE: Duration = Duration::from_secs(5);
+/// Waiting for `left` after `leave` at most this long.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
 /// Waiting for `joined` at most this long.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -98,7 +100,8 @@ pub async fn run_peer(ctx: Arc<RunContext>, spec: PeerSpec) {
 }
 
 /// When a session's wait ends: at the lifetime's end once connected, or at
-/// the connect deadline (or the lifetime's end, if earlier) before.
+/// the connect deadline (or the lifetime's end, if earlier) before. (The
+/// `sfu-server` session starts a lifetime only once connected.)
 pub fn next_deadline(connected: bool, leave_at: Option<Instant>, connect_by: Instant) -> Instant {
     match (connected, leave_at) {
         (true, Some(l)) => l,
@@ -146,7 +149,7 @@ async fn session(
     }
     let mut conn = Connection::new(ctx, index, record).await?;
     let result = negotiate_and_run(ctx, spec, &peer_id, &mut conn, &mut sig).await;
-    let _ = sig.leave().await;
+    let _ = sig.leave(LEAVE_WAIT).await;
     conn.close().await;
     sig.close().await;
     result
@@ -181,7 +184,9 @@ async fn negotiate_and_run(
 
     let mut stop = ctx.stop.clone();
     let connect_by = Instant::now() + CONNECT_TIMEOUT;
-    let leave_at = spec.lifetime.map(|l| Instant::now() + l);
+    // A lifetime is a stay in the call: it counts from the connection, so a
+    // slow connect does not eat it.
+    let mut leave_at = None;
     let mut connected = false;
     let mut have_answer = false;
     let mut pending_candidates = Vec::new();
@@ -192,7 +197,7 @@ async fn negotiate_and_run(
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             _ = sleep_until(next_deadline(connected, leave_at, connect_by)) => {
-                if connected || leave_at.is_some_and(|l| Instant::now() >= l) {
+                if connected {
                     return Ok(());
                 }
                 return Err(format!("not connected within {CONNECT_TIMEOUT:?}"));
@@ -203,6 +208,7 @@ async fn negotiate_and_run(
             Some(state) = conn.states.recv() => match state {
                 RTCPeerConnectionState::Connected if !connected => {
                     connected = true;
+                    leave_at = spec.lifetime.map(|l| Instant::now() + l);
                     conn.connected(ctx, peer_id).await?;
                 }
                 RTCPeerConnectionState::Failed => {

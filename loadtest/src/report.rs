@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cli::{Cli, Scenario, Target};
 use crate::scenario::RunOutcome;
 use crate::server_metrics::{server_report, ServerReport};
+use crate::soak::SoakReport;
 use crate::stats::{Kind, Sample};
 
 /// Percentiles of a distribution, milliseconds.
@@ -202,6 +203,8 @@ pub struct Report {
     pub tracks: Vec<TrackReport>,
     /// Once a second.
     pub timeseries: Vec<Sample>,
+    /// `churn --cycles`: the server over the soak.
+    pub soak: Option<SoakReport>,
     /// The thresholds given.
     pub thresholds: Vec<Verdict>,
     /// All thresholds met, some peer succeeded, and not interrupted.
@@ -308,6 +311,7 @@ pub fn build(cli: &Cli, outcome: &RunOutcome, server_source: String) -> Report {
         server,
         tracks,
         timeseries: c.series(),
+        soak: crate::soak::build(cli, &outcome.server, outcome.cycles_done),
         thresholds: Vec::new(),
         passed: true,
     };
@@ -350,6 +354,7 @@ fn verdicts(cli: &Cli, r: &Report) -> Vec<Verdict> {
         let actual = (r.peers.attempted > 0).then_some(r.peers.join_success_pct);
         check("min-join-success %", limit, actual, |a, l| a >= l);
     }
+    out.extend(crate::soak::verdicts(cli, r.soak.as_ref()));
     out
 }
 
@@ -404,6 +409,7 @@ mod tests {
             rss_bytes: rss,
             forwarded_packets: Some(fwd),
             peers: Some(2.0),
+            ..ServerSnapshot::default()
         };
         RunOutcome {
             collector: c,
@@ -422,6 +428,7 @@ mod tests {
             steady: Duration::from_secs(1),
             elapsed: Duration::from_secs(2),
             planned_peers: 2,
+            cycles_done: 0,
         }
     }
 

@@ -3,6 +3,9 @@
 //! them to settle, measure for `--duration` at full load (reading the server
 //! at the start and end of that window), then stop the media, freeze the
 //! measurements and let everyone leave. Ctrl-C cuts any phase short.
+//! `churn --cycles N` instead runs until N churners have come and gone,
+//! reading the server every 500 cycles and, at the end, until it is clean
+//! (see [`crate::soak`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +17,7 @@ use crate::cli::{Cli, Scenario};
 use crate::peer::{run_peer, PeerSpec, RunContext};
 use crate::progress;
 use crate::server_metrics::{read_proc, ServerSnapshot, Source};
+use crate::soak::CHECKPOINT_CYCLES;
 use crate::stats::{Collector, PeerRecord};
 
 /// How long peers get to connect and see a first frame after the last join.
@@ -56,7 +60,19 @@ pub fn plan(cli: &Cli) -> Vec<PeerSpec> {
                     .map(|i| spec("fanout".into(), format!("sub-{i}"), false, true)),
             )
             .collect(),
-        Scenario::Churn => vec![spec("churn".into(), "anchor".into(), true, false)],
+        Scenario::Churn => (0..cli.churn_rooms)
+            .map(|r| spec(churn_room(cli, u64::from(r)), "anchor".into(), true, false))
+            .collect(),
+    }
+}
+
+/// The room of churner (or anchor) `n`: `churn`, or with `--churn-rooms R`
+/// above 1, `churn-{n mod R}`.
+fn churn_room(cli: &Cli, n: u64) -> String {
+    if cli.churn_rooms > 1 {
+        format!("churn-{}", n % u64::from(cli.churn_rooms))
+    } else {
+        "churn".to_owned()
     }
 }
 
@@ -71,6 +87,8 @@ pub struct ServerReadings {
     pub steady_end: Option<ServerSnapshot>,
     /// After every peer left.
     pub after: Option<ServerSnapshot>,
+    /// `churn --cycles`: after every 500 finished cycles, with that count.
+    pub checkpoints: Vec<(u64, ServerSnapshot)>,
     /// The first error reading the server, if any.
     pub error: Option<String>,
     /// This process (the load generator) at the start and end of full load.
@@ -93,6 +111,8 @@ pub struct RunOutcome {
     pub elapsed: Duration,
     /// Peers in the plan (churners not included).
     pub planned_peers: usize,
+    /// `churn`: churners that came and went.
+    pub cycles_done: u64,
 }
 
 /// Sleeps for `d`; `true` if interrupted instead.
@@ -171,9 +191,20 @@ pub async fn run(
     readings.load_generator.0 = read_proc(me, t(&collector)).ok();
     let steady_from = Instant::now();
     let steady_start = collector.start.elapsed();
+    let mut cycles_done = 0;
     if !interrupted {
         interrupted = match cli.scenario {
-            Scenario::Churn => churn(cli, &ctx, &mut tasks, &mut interrupt).await,
+            Scenario::Churn => {
+                let mut churning = Churning {
+                    tasks: &mut tasks,
+                    server: &server,
+                    readings: &mut readings,
+                    cycles_done: 0,
+                };
+                let interrupted = churn(cli, &ctx, &mut churning, &mut interrupt).await;
+                cycles_done = churning.cycles_done;
+                interrupted
+            }
             _ => pause(cli.duration, &mut interrupt).await,
         };
     }
@@ -198,7 +229,12 @@ pub async fn run(
     }
     // Give the server a moment to tear the sessions down before reading it.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    readings.after = read(server.read(t(&collector)).await, &mut readings);
+    let end = if cli.cycles.is_some() {
+        crate::soak::read_end(&server, readings.before.as_ref(), || t(&collector)).await
+    } else {
+        server.read(t(&collector)).await
+    };
+    readings.after = read(end, &mut readings);
     let _ = done_tx.send(true);
     let _ = display.await;
     RunOutcome {
@@ -209,43 +245,83 @@ pub async fn run(
         steady_start,
         steady,
         planned_peers,
+        cycles_done,
     }
+}
+
+/// What the churn loop updates.
+struct Churning<'a> {
+    /// Every peer task of the run; finished churners go here.
+    tasks: &'a mut Vec<JoinHandle<()>>,
+    /// The server, read at checkpoints.
+    server: &'a Source,
+    /// Where checkpoints (and a read error) go.
+    readings: &'a mut ServerReadings,
+    /// Churners that finished.
+    cycles_done: u64,
 }
 
 /// The `churn` load during the measured window: join at `--ramp` per
 /// second while fewer than `--peers` churners are present; each leaves
-/// after `--lifetime`. Returns `true` if interrupted.
+/// after a `--lifetime`. Without `--cycles` it lasts `--duration`; with it,
+/// until that many churners have been started and all have left, the
+/// server being read every [`CHECKPOINT_CYCLES`] finished cycles. Returns
+/// `true` if interrupted.
 async fn churn(
     cli: &Cli,
     ctx: &Arc<RunContext>,
-    tasks: &mut Vec<JoinHandle<()>>,
+    run: &mut Churning<'_>,
     interrupt: &mut watch::Receiver<bool>,
 ) -> bool {
     let end = Instant::now() + cli.duration;
     let gap = Duration::from_secs_f64(1.0 / cli.ramp);
     let mut present: Vec<JoinHandle<()>> = Vec::new();
     let mut n = 0u64;
-    while Instant::now() < end {
-        present.retain(|t| !t.is_finished());
-        if present.len() < cli.peers as usize {
+    let mut next_checkpoint = CHECKPOINT_CYCLES;
+    loop {
+        let (done, still): (Vec<_>, Vec<_>) = present.drain(..).partition(|t| t.is_finished());
+        present = still;
+        run.cycles_done += done.len() as u64;
+        run.tasks.extend(done);
+        while cli.cycles.is_some() && run.cycles_done >= next_checkpoint {
+            let t = ctx.collector.start.elapsed().as_secs_f64();
+            match run.server.read(t).await {
+                Ok(s) => run.readings.checkpoints.push((next_checkpoint, s)),
+                Err(e) => {
+                    run.readings.error.get_or_insert(e);
+                }
+            }
+            next_checkpoint += CHECKPOINT_CYCLES;
+        }
+        let finished = match cli.cycles {
+            Some(cycles) => n >= cycles && present.is_empty(),
+            None => Instant::now() >= end,
+        };
+        if finished {
+            break;
+        }
+        if present.len() < cli.peers as usize && cli.cycles.is_none_or(|c| n < c) {
             let spec = PeerSpec {
-                room: "churn".into(),
+                room: churn_room(cli, n),
                 name: format!("churner-{n}"),
                 publish: true,
                 expects_media: true,
-                lifetime: Some(cli.lifetime),
+                lifetime: Some(cli.lifetime.pick()),
             };
             n += 1;
             let task = tokio::spawn(run_peer(Arc::clone(ctx), spec));
             present.push(task);
         }
-        let wait = gap.min(end.saturating_duration_since(Instant::now()));
+        let wait = match cli.cycles {
+            Some(_) => gap,
+            None => gap.min(end.saturating_duration_since(Instant::now())),
+        };
         if pause(wait, interrupt).await {
-            tasks.append(&mut present);
+            run.tasks.append(&mut present);
             return true;
         }
     }
-    tasks.append(&mut present);
+    run.tasks.append(&mut present);
     false
 }
 
@@ -284,6 +360,11 @@ mod tests {
         assert_eq!(calls.iter().filter(|p| p.room == "call-2").count(), 2);
         let churn = plan(&cli(&["--scenario", "churn"]));
         assert_eq!(churn.len(), 1, "the anchor; churners come during the run");
+        assert_eq!(churn[0].room, "churn");
+        let rooms = cli(&["--scenario", "churn", "--churn-rooms", "3"]);
+        let anchors: Vec<String> = plan(&rooms).into_iter().map(|p| p.room).collect();
+        assert_eq!(anchors, ["churn-0", "churn-1", "churn-2"]);
+        assert_eq!(churn_room(&rooms, 7), "churn-1");
         let alone = plan(&cli(&[
             "--scenario",
             "room",

@@ -22,6 +22,14 @@ pub struct ServerSnapshot {
     pub forwarded_packets: Option<f64>,
     /// Peers connected, if it says.
     pub peers: Option<f64>,
+    /// Open file descriptors (`process_open_fds`), if it says.
+    pub open_fds: Option<f64>,
+    /// Alive tokio tasks (`sfu_tokio_alive_tasks`), if it says.
+    pub tasks: Option<f64>,
+    /// Published tracks, audio and video (`sfu_tracks`), if it says.
+    pub tracks: Option<f64>,
+    /// Subscriptions (`sfu_subscriptions`), if it says.
+    pub subscriptions: Option<f64>,
 }
 
 /// Where server figures come from: `sfu-server`'s Prometheus `/metrics`
@@ -109,6 +117,10 @@ fn from_prometheus(text: &str, t: f64) -> Result<ServerSnapshot, String> {
         rss_bytes: need("process_resident_memory_bytes")?,
         forwarded_packets: Some(need("sfu_rtp_packets_out_total")?),
         peers: m.get("sfu_peers").copied(),
+        open_fds: m.get("process_open_fds").copied(),
+        tasks: m.get("sfu_tokio_alive_tasks").copied(),
+        tracks: m.get("sfu_tracks").copied(),
+        subscriptions: m.get("sfu_subscriptions").copied(),
     })
 }
 
@@ -198,8 +210,7 @@ pub fn parse_proc(stat: &str, status: &str, t: f64) -> Result<ServerSnapshot, St
         t,
         cpu_seconds,
         rss_bytes: rss_kib * 1024.0,
-        forwarded_packets: None,
-        peers: None,
+        ..ServerSnapshot::default()
     })
 }
 
@@ -325,6 +336,11 @@ mod tests {
 process_cpu_seconds_total 12.5
 process_resident_memory_bytes 2.5e7
 sfu_peers 7
+process_open_fds 31
+sfu_tokio_alive_tasks 12
+sfu_tracks{kind=\"audio\"} 3
+sfu_tracks{kind=\"video\"} 2
+sfu_subscriptions 9
 sfu_rtp_packets_out_total{kind=\"audio\"} 1000
 sfu_rtp_packets_out_total{kind=\"video\"} 3000
 sfu_rtp_bytes_out_total{kind=\"video\"} 99
@@ -339,6 +355,10 @@ sfu_rtp_bytes_out_total{kind=\"video\"} 99
         assert_eq!(s.cpu_seconds, 12.5);
         assert_eq!(s.forwarded_packets, Some(4000.0));
         assert_eq!(s.peers, Some(7.0));
+        assert_eq!(s.open_fds, Some(31.0));
+        assert_eq!(s.tasks, Some(12.0));
+        assert_eq!(s.tracks, Some(5.0));
+        assert_eq!(s.subscriptions, Some(9.0));
         assert!(from_prometheus("sfu_peers 1\n", 0.0).is_err());
     }
 

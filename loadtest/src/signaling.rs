@@ -49,7 +49,9 @@ pub enum ServerMsg {
         /// For people.
         message: String,
     },
-    /// Anything else (`participantJoined`, `trackPublished`, `left`, ...):
+    /// Our `leave` was carried out.
+    Left,
+    /// Anything else (`participantJoined`, `trackPublished`, ...):
     /// the load tester does not act on it.
     #[serde(other)]
     Unknown,
@@ -130,9 +132,15 @@ impl Signaling {
             .await
     }
 
-    /// Sends `leave`.
-    pub async fn leave(&mut self) -> Result<(), SignalingError> {
-        self.send(json!({"type": "leave"})).await
+    /// Sends `leave` and waits, at most `wait`, for the server's `left`:
+    /// closing the socket under a `leave` the server has not read yet (a
+    /// busy server) would reset the connection, lose the `leave`, and leave
+    /// the session parked for a resume.
+    pub async fn leave(&mut self, wait: Duration) -> Result<(), SignalingError> {
+        self.send(json!({"type": "leave"})).await?;
+        let left = async { while !matches!(self.recv().await, Ok(ServerMsg::Left) | Err(_)) {} };
+        let _ = tokio::time::timeout(wait, left).await;
+        Ok(())
     }
 
     /// Closes the socket politely (errors ignored: we are done with it).
@@ -191,5 +199,7 @@ mod tests {
         let other: ServerMsg =
             serde_json::from_str(r#"{"type":"somethingNew","x":1}"#).expect("unknown");
         assert!(matches!(other, ServerMsg::Unknown));
+        let left: ServerMsg = serde_json::from_str(r#"{"type":"left"}"#).expect("left");
+        assert!(matches!(left, ServerMsg::Left));
     }
 }

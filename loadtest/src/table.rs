@@ -179,12 +179,15 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(soak) = &r.soak {
+        w.push_str(&crate::soak::text(soak));
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(w, "\n  thresholds:");
         for v in &r.thresholds {
             let _ = writeln!(
                 w,
-                "    {:<20} limit {:<10} actual {:<10} {}",
+                "    {:<30} limit {:<10} actual {:<10} {}",
                 v.name,
                 v.limit,
                 v.actual.map_or("none".into(), |a| format!("{a:.3}")),

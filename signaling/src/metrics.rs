@@ -134,6 +134,16 @@ impl Metrics {
     /// figures taken from `snapshot`.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let media = media_registry(snapshot);
+        // Tasks alive on the runtime serving this scrape (signaling, admin
+        // API, ICE-TCP connections): a leak check for soak tests.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            gauge(
+                &media,
+                "sfu_tokio_alive_tasks",
+                "Tasks alive on the server's tokio runtime",
+                runtime.metrics().num_alive_tasks() as u64,
+            );
+        }
         let mut families = self.registry.gather();
         families.extend(media.gather());
         families.extend(histogram_families(&snapshot.histograms));
@@ -558,6 +568,14 @@ mod tests {
         assert_eq!(parse_cpu_seconds("garbage"), None);
         #[cfg(target_os = "linux")]
         assert!(process_cpu_seconds().is_some());
+    }
+
+    #[tokio::test]
+    async fn counts_the_runtimes_tasks() {
+        let task = tokio::spawn(std::future::pending::<()>());
+        let text = Metrics::new().render(&Snapshot::default());
+        task.abort();
+        assert!(text.contains("sfu_tokio_alive_tasks 1\n"), "{text}");
     }
 
     #[test]
