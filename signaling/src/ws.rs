@@ -347,7 +347,20 @@ async fn session(
                 code,
                 reason: Utf8Bytes::from(reason),
             };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                // Reads (and drops) what the client still sends until its
+                // own close frame: closing the TCP connection with unread
+                // data would reset it, and the client would never see our
+                // close code (a flooding client, say).
+                let drained = async {
+                    while let Some(Ok(message)) = stream.next().await {
+                        if matches!(message, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, drained).await;
+            }
         }
     }
     // Sends the close frame (ours, or the reply to the client's) and ends

@@ -9,13 +9,14 @@ import { after, before, describe } from 'node:test';
 import {
   fetchMetrics,
   freeUdpPort,
-  inboundVideo,
+  framesDecoded,
   joinCall,
   launchBrowser,
+  metricValue,
   scenario,
   sleep,
   startServer,
-  waitFor,
+  waitAllDecoding,
 } from './lib.mjs';
 
 const room = `flood-${Math.random().toString(36).slice(2, 10)}`;
@@ -29,16 +30,6 @@ const run = scenario(() => {
   for (const p of Object.values(people)) console.error(`--- ${p.name} ---\n${p.logs}`);
 });
 const { step } = run;
-
-function metricValue(text, series) {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : NaN;
-}
-
-async function decodedFrames(page) {
-  const videos = await inboundVideo(page);
-  return videos.reduce((sum, v) => sum + (v.framesDecoded ?? 0), 0);
-}
 
 describe('a signaling flood from one socket', () => {
   before(async () => {
@@ -54,19 +45,13 @@ describe('a signaling flood from one socket', () => {
   step('Alice and Bob decode each other before the flood', async () => {
     people.Alice = await joinCall(browser, server.url, room, 'Alice');
     people.Bob = await joinCall(browser, server.url, room, 'Bob');
-    await waitFor(
-      async () => {
-        const frames = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
-        return { ok: frames.every((f) => f > 30), frames };
-      },
-      { timeoutMs: 30_000, describe: (v) => `framesDecoded ${v.frames.join(' and ')}` },
-    );
+    await waitAllDecoding([people.Alice, people.Bob]);
   });
 
   step('10,000 messages are dropped past the rate, the socket closed, and the call keeps decoding', async () => {
     const before = await fetchMetrics(server.url);
     const dropsBefore = metricValue(before, 'sfu_limit_rejections_total{limit="message_rate"}');
-    const framesBefore = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
+    const framesBefore = [await framesDecoded(people.Alice.page), await framesDecoded(people.Bob.page)];
     const started = Date.now();
 
     const context = await browser.newContext();
@@ -100,7 +85,7 @@ describe('a signaling flood from one socket', () => {
 
     // The call decodes on through the flood and after it.
     await sleep(2000);
-    const framesAfter = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
+    const framesAfter = [await framesDecoded(people.Alice.page), await framesDecoded(people.Bob.page)];
     const seconds = (Date.now() - started) / 1000;
     const rates = framesAfter.map((f, i) => (f - framesBefore[i]) / seconds);
 

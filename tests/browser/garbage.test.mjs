@@ -17,19 +17,20 @@
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe } from 'node:test';
 import {
   fetchMetrics,
   freeUdpPort,
-  inboundVideo,
+  framesDecoded,
   joinCall,
   launchBrowser,
+  metricValue,
   scenario,
   sleep,
   startServer,
-  waitFor,
+  waitAllDecoding,
 } from './lib.mjs';
 
 const room = `garbage-${Math.random().toString(36).slice(2, 10)}`;
@@ -50,11 +51,6 @@ const run = scenario(() => {
 }, { timeoutMs: 120_000 });
 const { step } = run;
 
-function metricValue(text, series) {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
-
 function inboundDrops(text) {
   const out = {};
   for (const reason of ['unknown_address', 'unknown_ufrag', 'rejected', 'dtls_repeat', 'rate_limit', 'foreign_rtcp']) {
@@ -62,26 +58,6 @@ function inboundDrops(text) {
   }
   out.datagrams_in = metricValue(text, 'sfu_datagrams_in_total');
   return out;
-}
-
-async function decodedFrames(page) {
-  const videos = await inboundVideo(page);
-  return videos.reduce((sum, v) => sum + (v.framesDecoded ?? 0), 0);
-}
-
-/** The pid of the sfu-server started with `--udp-port <port>`. */
-function serverPid(udpPort) {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const i = args.indexOf('--udp-port');
-      if (args[0].endsWith('sfu-server') && i > 0 && args[i + 1] === String(udpPort)) return Number(entry);
-    } catch {
-      // the process ended
-    }
-  }
-  throw new Error(`no sfu-server with --udp-port ${udpPort}`);
 }
 
 /** UDP datagrams the kernel dropped for a full receive buffer, in this namespace. */
@@ -231,17 +207,11 @@ describe('garbage on the media ports during a call', () => {
   step('Alice and Bob decode each other before the flood', async () => {
     people.Alice = await joinCall(browser, server.url, room, 'Alice');
     people.Bob = await joinCall(browser, server.url, room, 'Bob');
-    await waitFor(
-      async () => {
-        const frames = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
-        return { ok: frames.every((f) => f > 30), frames };
-      },
-      { timeoutMs: 30_000, describe: (v) => `framesDecoded ${v.frames.join(' and ')}` },
-    );
+    await waitAllDecoding([people.Alice, people.Bob]);
   });
 
   step('100,000 datagrams and 200 TCP connections of garbage: counted, no growth, the call decodes on', async () => {
-    const pid = serverPid(server.udpPort);
+    const pid = server.pid;
     // Alice's SFU-side ufrag and her own, from her answer and offer.
     const { sfuUfrag, clientUfrag, tcpPort } = await people.Alice.page.evaluate(() => {
       const remote = window.sfu.pc.remoteDescription.sdp;
@@ -258,20 +228,20 @@ describe('garbage on the media ports during a call', () => {
     const rssBefore = vmRssKb(pid);
     const kernelDropsBefore = udpRcvbufErrors();
     const before = inboundDrops(await fetchMetrics(server.url));
-    const framesBefore = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
+    const framesBefore = [await framesDecoded(people.Alice.page), await framesDecoded(people.Bob.page)];
     const started = Date.now();
 
     const udp = udpFlood(server.udpPort, `${sfuUfrag}:${clientUfrag}`);
     const tcp = tcpFlood(tcpPort);
     // Halfway through, the call is still decoding.
     await sleep(2000);
-    const framesDuring = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
+    const framesDuring = [await framesDecoded(people.Alice.page), await framesDecoded(people.Bob.page)];
     const [udpSent, tcpSent] = await Promise.all([udp, tcp]);
     const floodMs = Date.now() - started;
-    const framesAtEnd = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
+    const framesAtEnd = [await framesDecoded(people.Alice.page), await framesDecoded(people.Bob.page)];
 
     await sleep(3000);
-    const framesAfter = [await decodedFrames(people.Alice.page), await decodedFrames(people.Bob.page)];
+    const framesAfter = [await framesDecoded(people.Alice.page), await framesDecoded(people.Bob.page)];
     const rssAfter = vmRssKb(pid);
     const kernelDrops = udpRcvbufErrors() - kernelDropsBefore;
     const after = inboundDrops(await fetchMetrics(server.url));

@@ -309,6 +309,42 @@ export async function inboundVideo(page) {
   });
 }
 
+/** One sample's value from a Prometheus text exposition, or 0. */
+export function metricValue(text, name, labels = '') {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** Total remote video framesDecoded on `page`. */
+export function framesDecoded(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu?.pc;
+    if (!pc) return 0;
+    let n = 0;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.framesDecoded ?? 0;
+    });
+    return n;
+  });
+}
+
+/**
+ * Waits until every one of `people` decodes more than `more` video frames
+ * beyond `base` (one figure per person; 0 if not given). Returns
+ * `{ frames }`.
+ */
+export async function waitAllDecoding(people, { more = 30, base = null, timeoutMs = 30_000 } = {}) {
+  const start = base ?? people.map(() => 0);
+  const { frames } = await waitFor(
+    async () => {
+      const f = await Promise.all(people.map((p) => framesDecoded(p.page)));
+      return { ok: f.every((n, i) => n > start[i] + more), frames: f };
+    },
+    { timeoutMs, describe: (v) => `framesDecoded ${v.frames.join(' and ')} (wanted more than ${more} beyond ${start.join(' and ')})` },
+  );
+  return { frames };
+}
+
 /** The call ID the page registered, once it has one. */
 export async function waitForCallId(page, timeout = 10_000) {
   await page.waitForFunction(() => /^[2-9A-HJKMNP-Z]{7}$/.test(window.sfu.callId ?? ''), null, { timeout });

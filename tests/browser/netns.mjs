@@ -8,6 +8,9 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
+// Moved to lib.mjs; re-exported for the tests that import them from here.
+export { framesDecoded, metricValue } from './lib.mjs';
+
 function run(cmd, args, input) {
   return execFileSync(cmd, args, {
     input,
@@ -167,21 +170,4 @@ export function selectedPair(page) {
   });
 }
 
-/** Total remote video framesDecoded on `page`. */
-export function framesDecoded(page) {
-  return page.evaluate(async () => {
-    const pc = window.sfu?.pc;
-    if (!pc) return 0;
-    let n = 0;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.framesDecoded ?? 0;
-    });
-    return n;
-  });
-}
 
-/** One sample's value from a Prometheus text exposition, or 0. */
-export function metricValue(text, name, labels = '') {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-  return line ? Number(line.split(' ').pop()) : 0;
-}

@@ -14,14 +14,15 @@ import {
   fetchMetrics,
   freeTcpPort,
   freeUdpPort,
-  inboundVideo,
   joinCall,
   launchBrowser,
   launchKillableBrowser,
+  metricValue,
   remoteTileCount,
   scenario,
   sleep,
   startServer,
+  waitAllDecoding,
   waitFor,
 } from './lib.mjs';
 
@@ -42,30 +43,9 @@ function room(kind) {
   return `${kind}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-async function frames(page) {
-  return (await inboundVideo(page)).reduce((n, v) => n + v.framesDecoded, 0);
-}
-
-/** Waits until every page decodes `more` frames beyond `base` (default 0). */
-async function decoding(pages, { more = 30, base = null, timeoutMs = 30_000 } = {}) {
-  const start = base ?? pages.map(() => 0);
-  return waitFor(
-    async () => {
-      const f = await Promise.all(pages.map((p) => frames(p.page)));
-      return { ok: f.every((n, i) => n > start[i] + more), f };
-    },
-    { timeoutMs, intervalMs: 250, describe: (v) => `framesDecoded ${v.f.join(' and ')} (from ${start.join(' and ')})` },
-  );
-}
-
 async function closeAll() {
   for (const p of Object.values(people)) await p.context.close().catch(() => {});
   for (const key of Object.keys(people)) delete people[key];
-}
-
-function metricValue(text, series) {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : NaN;
 }
 
 describe('drain, server restart and client death around a live call', () => {
@@ -82,7 +62,7 @@ describe('drain, server restart and client death around a live call', () => {
     const r = room('drain');
     people.Alice = await joinCall(browser, server.url, r, 'Alice');
     people.Bob = await joinCall(browser, server.url, r, 'Bob');
-    await decoding([people.Alice, people.Bob]);
+    await waitAllDecoding([people.Alice, people.Bob]);
 
     const sentAt = Date.now();
     server.kill('SIGTERM');
@@ -121,7 +101,7 @@ describe('drain, server restart and client death around a live call', () => {
     const r = room('restart');
     people.Alice = await joinCall(browser, server.url, r, 'Alice');
     people.Bob = await joinCall(browser, server.url, r, 'Bob');
-    await decoding([people.Alice, people.Bob]);
+    await waitAllDecoding([people.Alice, people.Bob]);
     const loads = await Promise.all(
       [people.Alice, people.Bob].map((p) => p.page.evaluate(() => performance.getEntriesByType('navigation').length)),
     );
@@ -173,7 +153,7 @@ describe('drain, server restart and client death around a live call', () => {
     const r = room('death');
     people.Alice = await joinCall(aliceBrowser, server.url, r, 'Alice');
     people.Bob = await joinCall(bobBrowser, server.url, r, 'Bob');
-    await decoding([people.Alice, people.Bob]);
+    await waitAllDecoding([people.Alice, people.Bob]);
     assert.equal(await remoteTileCount(people.Alice.page), 1);
     const before = await fetchMetrics(server.url);
 

@@ -14,12 +14,11 @@ import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import {
   freeUdpPort,
-  inboundVideo,
   joinCall,
   launchBrowser,
   scenario,
   startServer,
-  waitFor,
+  waitAllDecoding,
 } from './lib.mjs';
 
 const room = `tls-${Math.random().toString(36).slice(2, 10)}`;
@@ -84,21 +83,14 @@ describe('a call over HTTPS and WSS', () => {
   step('Alice and Bob decode each other over WSS signaling', async () => {
     people.Alice = await joinCall(browser, server.url, room, 'Alice');
     people.Bob = await joinCall(browser, server.url, room, 'Bob');
-    const frames = async (p) => (await inboundVideo(p.page)).reduce((n, v) => n + v.framesDecoded, 0);
-    const result = await waitFor(
-      async () => {
-        const f = [await frames(people.Alice), await frames(people.Bob)];
-        return { ok: f.every((n) => n > 50), f };
-      },
-      { timeoutMs: 30_000, describe: (v) => `framesDecoded ${v.f.join(' and ')}, want > 50 each` },
-    );
+    const { frames } = await waitAllDecoding([people.Alice, people.Bob], { more: 50 });
     // The server's one HTTP port speaks only TLS, so the signaling that
     // set this call up was WSS.
     const secure = await people.Alice.page.evaluate(() => ({
       isSecureContext: window.isSecureContext,
       protocol: location.protocol,
     }));
-    console.log(`over TLS: framesDecoded ${result.f.join(' and ')}; ${JSON.stringify(secure)}`);
+    console.log(`over TLS: framesDecoded ${frames.join(' and ')}; ${JSON.stringify(secure)}`);
     assert.equal(secure.protocol, 'https:');
     assert.equal(secure.isSecureContext, true);
   });
