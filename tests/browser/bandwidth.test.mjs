@@ -33,6 +33,11 @@ function sh(cmd, ...args) {
 function setUpBottleneck() {
   sh('ip', 'netns', 'add', NS);
   sh('ip', 'link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', PEER_IF, 'netns', NS);
+  // No IPv6 link-local addresses: one appearing a moment after the link
+  // comes up is a network change to Chromium, which fails the page loads
+  // and sockets under way (ERR_NETWORK_CHANGED).
+  sh('ip', 'link', 'set', 'dev', HOST_IF, 'addrgenmode', 'none');
+  sh('ip', '-n', NS, 'link', 'set', 'dev', PEER_IF, 'addrgenmode', 'none');
   sh('ip', 'addr', 'add', `${SFU_IP}/24`, 'dev', HOST_IF);
   sh('ip', 'link', 'set', HOST_IF, 'up');
   sh('ip', '-n', NS, 'addr', 'add', `${CAROL_IP}/24`, 'dev', PEER_IF);
