@@ -14,6 +14,7 @@ mod access;
 mod calling;
 mod in_room;
 mod limited;
+mod resuming;
 mod video;
 
 use std::collections::HashSet;
@@ -135,15 +136,6 @@ enum Ending {
     /// The connection broke or went silent: the session may be resumed.
     Lost(Option<(u16, String)>),
 }
-
-/// A joined session in a 1:1 call waits at most this long for a resume, so
-/// that a caller who vanished ends the call for the other within 10 s
-/// (after [`IDLE_TIMEOUT`] noticed).
-const CALL_RESUME_GRACE: Duration = Duration::from_secs(3);
-/// How long a `resume` waits for a taken-over session to be parked.
-const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
-/// Messages queued for a parked session beyond this end it.
-const PARKED_OUTBOX_LIMIT: usize = 512;
 
 /// One signaling session: its socket's state, and what outlives a lost
 /// socket until the client resumes it.
@@ -289,7 +281,7 @@ async fn session(
                 }
                 Next::Continue
             },
-            _ = next_takeover(&mut s.takeover) => {
+            _ = resuming::next_takeover(&mut s.takeover) => {
                 tracing::info!("taken over by a new socket");
                 break Ending::Lost(None);
             },
@@ -328,7 +320,7 @@ async fn session(
         // its full close timeout, and a new socket that resumes (after a
         // network change, say) must find the session at once. What was
         // queued goes to the new socket.
-        tokio::spawn(park(s, grace).instrument(tracing::Span::current()));
+        tokio::spawn(resuming::park(s, grace).instrument(tracing::Span::current()));
         if let Some((code, reason)) = close {
             let frame = CloseFrame {
                 code,
@@ -368,83 +360,6 @@ async fn session(
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
     state.metrics.ws_connections.dec();
     s.end().await;
-}
-
-/// Keeps a session whose socket was lost for `grace`, queueing what the
-/// client should get, until a new socket claims it or the time is up.
-async fn park(mut s: Session, grace: Duration) {
-    let Some(token) = s.resume_token.clone() else {
-        return s.end().await;
-    };
-    let state = s.state.clone();
-    let mut claimed = state.parked.park(token.clone());
-    state.metrics.parked_sessions.inc();
-    tracing::info!(
-        grace_secs = grace.as_secs_f64(),
-        "socket lost; session parked for resume"
-    );
-    let deadline = Instant::now() + grace;
-    let claim = loop {
-        tokio::select! {
-            claim = &mut claimed => break claim.ok(),
-            signal = next_item(&mut s.signals) => {
-                match signal {
-                    Some(signal) => {
-                        if let Next::Close(..) = s.on_signal(signal) {
-                            break None;
-                        }
-                    }
-                    None => {
-                        s.signals = None;
-                        s.peer = None;
-                        break None;
-                    }
-                }
-                if s.outbox.len() > PARKED_OUTBOX_LIMIT {
-                    tracing::info!("too much queued for a parked session; ending it");
-                    break None;
-                }
-            }
-            event = next_item(&mut s.call_events) => {
-                if let Some(event) = event {
-                    s.on_call_event(event);
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => break None,
-        }
-    };
-    state.metrics.parked_sessions.dec();
-    // Handed over, unless the claiming socket went away meanwhile.
-    let mut s = match claim {
-        Some(reply) => match reply.send(s) {
-            Ok(()) => {
-                state.metrics.resumes.inc();
-                return;
-            }
-            Err(back) => back,
-        },
-        None => s,
-    };
-    state.parked.forget(&token);
-    tracing::info!("session not resumed in time; ending it");
-    if let Some(id) = s.call_id.take() {
-        state.calls.unregister(&id, s.conn);
-    }
-    s.end().await;
-}
-
-/// Resolves when a takeover is asked for; pending forever without one (or
-/// once its sender is gone).
-async fn next_takeover(rx: &mut Option<oneshot::Receiver<()>>) {
-    match rx {
-        Some(r) => {
-            if r.await.is_err() {
-                *rx = None;
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending().await,
-    }
 }
 
 /// The next item of an optional channel; pending forever without one.
@@ -497,25 +412,6 @@ impl Session {
         }
     }
 
-    /// How long this session may wait for a resume after its socket was
-    /// lost: `None` if it has nothing worth keeping (not joined) or resume
-    /// is off.
-    fn resume_grace(&self) -> Option<Duration> {
-        let grace = self.state.resume_grace;
-        if self.peer.is_none() || self.resume_token.is_none() || grace.is_zero() {
-            return None;
-        }
-        let in_call = self
-            .room
-            .as_deref()
-            .is_some_and(crate::calls::is_private_room);
-        Some(if in_call {
-            grace.min(CALL_RESUME_GRACE)
-        } else {
-            grace
-        })
-    }
-
     fn tell_to_migrate(&mut self) {
         self.outbox.push(ServerMessage::Migrate {
             reason: "this server is restarting or leaving service; reconnect".to_owned(),
@@ -530,48 +426,6 @@ impl Session {
                 tracing::debug!(%peer, %err, "leave on disconnect");
             }
         }
-    }
-
-    /// `resume`: takes over the parked session `token` names.
-    async fn resume(&mut self, token: String) {
-        if self.peer.is_some() || self.call_id.is_some() {
-            return self.error(
-                "already_joined",
-                "resume must come before join and register",
-            );
-        }
-        let mut parked = self.state.parked.claim(&token).await;
-        if parked.is_none() && self.state.parked.take_over(&token) {
-            // Its old socket lets go and parks it: claim it as soon as it is.
-            let deadline = Instant::now() + TAKEOVER_WAIT;
-            while parked.is_none() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                parked = self.state.parked.claim(&token).await;
-            }
-        }
-        let Some(mut parked) = parked else {
-            return self.error(
-                "resume_failed",
-                "no session to resume: it ended or the token is wrong; join again",
-            );
-        };
-        parked.last_seen = Instant::now();
-        parked.takeover = Some(self.state.parked.attach(token));
-        std::mem::swap(self, &mut parked);
-        let (Some(room), Some(peer)) = (self.room.clone(), self.peer) else {
-            return self.error("resume_failed", "the session has ended; join again");
-        };
-        let span = tracing::Span::current();
-        span.record("room", room.as_str());
-        span.record("peer", tracing::field::display(peer));
-        tracing::info!("session resumed");
-        self.outbox.insert(
-            0,
-            ServerMessage::Resumed {
-                room,
-                peer_id: peer.to_string(),
-            },
-        );
     }
 
     fn error(&mut self, code: &'static str, message: impl Into<String>) {
