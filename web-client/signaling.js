@@ -67,7 +67,8 @@ export class Signaling {
       this.pingTimer = setInterval(() => this.send({ type: 'ping' }), PING_INTERVAL_MS);
       this.handlers.onOpen?.({ reconnected });
     });
-    ws.addEventListener('message', (event) => this.#onFrame(event));
+    // A socket given up by `probe` may still deliver frames: ignored.
+    ws.addEventListener('message', (event) => this.ws === ws && this.#onFrame(event));
     ws.addEventListener('close', (event) => this.#down(ws, event.code, event.reason, opened, null));
   }
 
@@ -76,7 +77,9 @@ export class Signaling {
    * and if nothing at all arrives within `timeoutMs`, gives the socket up
    * and opens a new one at once (the session is then resumed). After a
    * network change the old TCP connection is dead, but the browser would
-   * keep it "open" for minutes.
+   * keep it "open" for minutes. The old socket is not closed: a close frame
+   * that did reach a slow server would end the session there, where a
+   * `resume` from the new socket takes it over.
    */
   probe(timeoutMs = PROBE_TIMEOUT_MS) {
     const ws = this.ws;
@@ -87,7 +90,6 @@ export class Signaling {
       this.probeTimer = null;
       if (this.ws !== ws || this.heardAt !== heard) return;
       console.info(`signaling: no answer within ${timeoutMs} ms; reconnecting`);
-      ws.close(CLOSE_NO_ANSWER, 'no answer');
       this.#down(ws, CLOSE_NO_ANSWER, 'no answer', true, 0);
     }, timeoutMs);
   }
