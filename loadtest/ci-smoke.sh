@@ -7,43 +7,18 @@
 # Needs target/debug/sfu-server and target/debug/sfu-loadtest.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ARTIFACTS="$PWD/test-artifacts"
-mkdir -p "$ARTIFACTS"
-export PATH="$PATH:/usr/sbin:/sbin"
+# shellcheck source=loadtest/ci-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ci-lib.sh"
 
 if [ "${1:-}" = "--inside" ]; then
-  work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
-  target/debug/sfu-server --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 \
-    >"$work/server.out" 2>"$ARTIFACTS/loadtest-server.log" &
-  server=$!
-  url=""
-  for _ in $(seq 100); do
-    url="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/server.out" | head -n 1 || true)"
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
-  if [ -z "$url" ]; then
-    echo "sfu-server did not start; its log:" >&2
-    cat "$ARTIFACTS/loadtest-server.log" >&2
-    kill "$server" 2>/dev/null || true
-    exit 1
-  fi
   status=0
-  target/debug/sfu-loadtest --url "$url" --scenario room --rooms 2 --peers 3 \
+  run_loadtest loadtest-server.log --scenario room --rooms 2 --peers 3 \
     --duration 10s --ramp 20 --max-loss 1% --min-join-success 100% \
     --json "$ARTIFACTS/loadtest-room.json" --html "$ARTIFACTS/loadtest-room.html" \
     || status=$?
-  kill -TERM "$server"
-  wait "$server" || true
   exit "$status"
 fi
 
-netns=(unshare --net)
-if [ "$(id -u)" -ne 0 ]; then
-  netns=(unshare --map-root-user --net)
-fi
 "${netns[@]}" sh -c 'ip link set lo up && exec bash "$0" --inside' "${BASH_SOURCE[0]}"
 
 # The report must open offline without errors; keep a screenshot.

@@ -1,0 +1,48 @@
+# Shared by ci-smoke.sh and ci-churn.sh (sourced, not run): the repository
+# root as the working directory, test-artifacts/, and the two steps both
+# scripts take.
+# shellcheck shell=bash
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ARTIFACTS="$PWD/test-artifacts"
+mkdir -p "$ARTIFACTS"
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# The command prefix for a fresh network namespace (root, or a user
+# namespace that maps us to root).
+netns=(unshare --net)
+if [ "$(id -u)" -ne 0 ]; then
+  netns=(unshare --map-root-user --net)
+fi
+
+# run_loadtest SERVER_LOG ARGS...: starts target/debug/sfu-server on
+# loopback (its log in test-artifacts/SERVER_LOG), runs
+# target/debug/sfu-loadtest --url <the server> ARGS..., stops the server,
+# and returns the load tester's status.
+run_loadtest() {
+  local log="$ARTIFACTS/$1"
+  shift
+  local work
+  work="$(mktemp -d)"
+  target/debug/sfu-server --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 \
+    >"$work/server.out" 2>"$log" &
+  local server=$!
+  local url=""
+  for _ in $(seq 100); do
+    url="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/server.out" | head -n 1 || true)"
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  rm -rf "$work"
+  if [ -z "$url" ]; then
+    echo "sfu-server did not start; its log:" >&2
+    cat "$log" >&2
+    kill "$server" 2>/dev/null || true
+    return 1
+  fi
+  local status=0
+  target/debug/sfu-loadtest --url "$url" "$@" || status=$?
+  kill -TERM "$server"
+  wait "$server" || true
+  return "$status"
+}
