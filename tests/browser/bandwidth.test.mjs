@@ -5,10 +5,6 @@
 // feedback, must fall below 400 kbit/s within 15 s, while Bob's stays high.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   freeUdpPort,
@@ -18,41 +14,20 @@ import {
   startServer,
   waitFor,
 } from './lib.mjs';
+import { Topology } from './netns.mjs';
 
 const TOKEN = 'bandwidth-test-token';
-const NS = `sfu-bw-${process.pid}`;
-const HOST_IF = `vbh${process.pid % 100000}`;
-const PEER_IF = `vbp${process.pid % 100000}`;
 const SFU_IP = '198.51.100.1';
 const CAROL_IP = '198.51.100.2';
 
-function sh(cmd, ...args) {
-  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-}
+// Carol's host, linked to this namespace (the SFU's side).
+const topo = new Topology('bw');
 
 function setUpBottleneck() {
-  sh('ip', 'netns', 'add', NS);
-  sh('ip', 'link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', PEER_IF, 'netns', NS);
-  // No IPv6 link-local addresses: one appearing a moment after the link
-  // comes up is a network change to Chromium, which fails the page loads
-  // and sockets under way (ERR_NETWORK_CHANGED).
-  sh('ip', 'link', 'set', 'dev', HOST_IF, 'addrgenmode', 'none');
-  sh('ip', '-n', NS, 'link', 'set', 'dev', PEER_IF, 'addrgenmode', 'none');
-  sh('ip', 'addr', 'add', `${SFU_IP}/24`, 'dev', HOST_IF);
-  sh('ip', 'link', 'set', HOST_IF, 'up');
-  sh('ip', '-n', NS, 'addr', 'add', `${CAROL_IP}/24`, 'dev', PEER_IF);
-  sh('ip', '-n', NS, 'link', 'set', PEER_IF, 'up');
-  sh('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+  topo.host('carol');
+  const [hostIf] = topo.link(null, `${SFU_IP}/24`, 'carol', `${CAROL_IP}/24`);
   // Everything the SFU sends Carol leaves through this token bucket.
-  sh('tc', 'qdisc', 'add', 'dev', HOST_IF, 'root', 'tbf', 'rate', '300kbit', 'burst', '4kb', 'latency', '400ms');
-}
-
-function tearDownBottleneck() {
-  try {
-    sh('ip', 'netns', 'del', NS); // removes the veth pair with it
-  } catch {
-    // never created
-  }
+  topo.exec(null, 'tc', 'qdisc', 'add', 'dev', hostIf, 'root', 'tbf', 'rate', '300kbit', 'burst', '4kb', 'latency', '400ms');
 }
 
 async function estimates(server) {
@@ -71,15 +46,11 @@ describe('per-subscriber bandwidth estimate behind a 300 kbit/s bottleneck', {
   let server;
   let browser;
   let limitedBrowser;
-  let dir;
   const people = [];
 
   before(async () => {
     setUpBottleneck();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'sfu-bw-'));
-    const wrapper = path.join(dir, 'chromium-in-netns');
-    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} /usr/bin/chromium "$@"\n`);
-    await chmod(wrapper, 0o755);
+    const wrapper = await topo.wrapper('carol', '/usr/bin/chromium');
     server = await startServer({ udpPort: await freeUdpPort(), host: SFU_IP, extraArgs: ['--admin-token', TOKEN] });
     // The camera needs a secure context; this plain-HTTP origin is not
     // localhost, so it is declared secure for the test.
@@ -93,8 +64,7 @@ describe('per-subscriber bandwidth estimate behind a 300 kbit/s bottleneck', {
     await browser?.close().catch(() => {});
     await limitedBrowser?.close().catch(() => {});
     await server?.stop();
-    tearDownBottleneck();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await topo.teardown();
   });
 
   it('Carol converges below 400 kbit/s within 15 s; Bob stays high', { timeout: 90_000 }, async () => {

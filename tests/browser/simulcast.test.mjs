@@ -28,10 +28,6 @@
 // sees while limited goes to test-artifacts/simulcast-b-limited.png.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   fetchMetrics,
@@ -46,11 +42,9 @@ import {
   startServer,
   waitFor,
 } from './lib.mjs';
+import { Topology } from './netns.mjs';
 
 const TOKEN = 'simulcast-test-token';
-const NS = `sfu-sc-${process.pid}`;
-const HOST_IF = `vsh${process.pid % 100000}`;
-const PEER_IF = `vsp${process.pid % 100000}`;
 const SFU_IP = '198.51.100.1';
 const B_IP = '198.51.100.2';
 /** A's viewport (at device pixel ratio 2) and B's larger one (at 1). */
@@ -63,46 +57,28 @@ const H_NEEDS_BPS = 575_000;
 
 const skip = !inLoopbackOnlyNamespace() && 'needs a loopback-only network namespace (run through .ci/run)';
 
-function sh(cmd, ...args) {
-  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-}
+// B's host, linked to this namespace (the SFU's side).
+const topo = new Topology('sc');
+let hostIf;
 
 function setUpLink() {
-  sh('ip', 'netns', 'add', NS);
-  sh('ip', 'link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', PEER_IF, 'netns', NS);
-  // No IPv6 link-local addresses: one appearing a moment after the link
-  // comes up is a network change to Chromium, which fails the page loads
-  // and sockets under way (ERR_NETWORK_CHANGED).
-  sh('ip', 'link', 'set', 'dev', HOST_IF, 'addrgenmode', 'none');
-  sh('ip', '-n', NS, 'link', 'set', 'dev', PEER_IF, 'addrgenmode', 'none');
-  sh('ip', 'addr', 'add', `${SFU_IP}/24`, 'dev', HOST_IF);
-  sh('ip', 'link', 'set', HOST_IF, 'up');
-  sh('ip', '-n', NS, 'addr', 'add', `${B_IP}/24`, 'dev', PEER_IF);
-  sh('ip', '-n', NS, 'link', 'set', PEER_IF, 'up');
-  sh('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+  topo.host('b');
+  [hostIf] = topo.link(null, `${SFU_IP}/24`, 'b', `${B_IP}/24`);
 }
 
 /** Everything the SFU sends B leaves through this token bucket. */
 function limitB() {
-  sh('tc', 'qdisc', 'add', 'dev', HOST_IF, 'root', 'tbf', 'rate', LIMIT, 'burst', '4kb', 'latency', '400ms');
+  topo.exec(null, 'tc', 'qdisc', 'add', 'dev', hostIf, 'root', 'tbf', 'rate', LIMIT, 'burst', '4kb', 'latency', '400ms');
 }
 
 function unlimitB() {
-  sh('tc', 'qdisc', 'del', 'dev', HOST_IF, 'root');
+  topo.exec(null, 'tc', 'qdisc', 'del', 'dev', hostIf, 'root');
 }
 
-function tearDownLink() {
-  try {
-    sh('ip', 'netns', 'del', NS); // removes the veth pair with it
-  } catch {
-    // never created
-  }
-}
 
 let server;
 let browser; // the publisher's and A's
 let bBrowser; // B's, in its own namespace
-let dir;
 const people = {}; // Pub, A, B
 const room = `simulcast-${Math.random().toString(36).slice(2, 8)}`;
 const figures = {};
@@ -213,10 +189,7 @@ const { step } = run;
 describe('simulcast: layers by tile size and bandwidth, and dynacast', { skip }, () => {
   before(async () => {
     setUpLink();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'sfu-sc-'));
-    const wrapper = path.join(dir, 'chromium-in-netns');
-    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} /usr/bin/chromium "$@"\n`);
-    await chmod(wrapper, 0o755);
+    const wrapper = await topo.wrapper('b', '/usr/bin/chromium');
     server = await startServer({ udpPort: await freeUdpPort(), host: SFU_IP, extraArgs: ['--admin-token', TOKEN] });
     // The camera needs a secure context; this plain-HTTP origin is not
     // localhost, so it is declared secure for the test.
@@ -230,8 +203,7 @@ describe('simulcast: layers by tile size and bandwidth, and dynacast', { skip },
     await browser?.close().catch(() => {});
     await bBrowser?.close().catch(() => {});
     await server?.stop();
-    tearDownLink();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await topo.teardown();
     console.log(`simulcast figures: ${JSON.stringify(figures)}`);
   });
 
