@@ -162,7 +162,7 @@ pub fn sending_media_sections(sdp: &str) -> usize {
             count += 1;
         }
     };
-    for line in sdp.lines().map(str::trim_end) {
+    for line in sdp.lines().map(str::trim) {
         if let Some(media) = line.strip_prefix("m=") {
             close(section.take());
             if media.starts_with("audio ") || media.starts_with("video ") {
@@ -328,6 +328,20 @@ mod tests {
             sending_media_sections("m=audio 9 X 111\na=msid:a b\na=inactive\n"),
             0
         );
+    }
+
+    #[test]
+    fn sending_offers_are_told_apart() {
+        let recv = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n";
+        assert!(!sending_media_sections(recv) > 0);
+        let send = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\na=msid:s t\r\n";
+        assert!(sending_media_sections(send) > 0);
+        let no_source = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n";
+        assert!(!sending_media_sections(no_source) > 0);
+        let data = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ssrc:1 x\r\n";
+        assert!(!sending_media_sections(data) > 0);
+        let ssrc = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\na=ssrc:5 cname:x\r\n";
+        assert!(sending_media_sections(ssrc) > 0);
     }
 
     #[test]

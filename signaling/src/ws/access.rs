@@ -163,7 +163,7 @@ impl Session {
             }
             ClientMessage::Offer { sdp } => {
                 let may = self.access.as_ref().is_none_or(|a| a.grants.can_publish);
-                if !may && offer_sends_media(sdp) {
+                if !may && crate::limits::sending_media_sections(sdp) > 0 {
                     self.forbidden("this token may not publish");
                     return false;
                 }
@@ -203,53 +203,5 @@ impl Session {
             "unauthorized",
             format!("this token's identity is not call ID {asked}; register without a callId"),
         );
-    }
-}
-
-/// Whether an SDP offer sends media: an audio or video section whose
-/// direction is `sendrecv` (the default) or `sendonly` and that carries an
-/// `a=msid` or `a=ssrc` line.
-pub fn offer_sends_media(sdp: &str) -> bool {
-    let mut sends = false;
-    let mut media = false;
-    let mut sending_direction = true;
-    let mut has_source = false;
-    let mut finish = |media: bool, sending: bool, source: bool| {
-        sends |= media && sending && source;
-    };
-    for line in sdp.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("m=") {
-            finish(media, sending_direction, has_source);
-            media = rest.starts_with("audio") || rest.starts_with("video");
-            sending_direction = true;
-            has_source = false;
-        } else if matches!(line, "a=recvonly" | "a=inactive") {
-            sending_direction = false;
-        } else if matches!(line, "a=sendrecv" | "a=sendonly") {
-            sending_direction = true;
-        } else if line.starts_with("a=msid:") || line.starts_with("a=ssrc:") {
-            has_source = true;
-        }
-    }
-    finish(media, sending_direction, has_source);
-    sends
-}
-
-#[cfg(test)]
-mod tests {
-    use super::offer_sends_media;
-
-    #[test]
-    fn sending_offers_are_told_apart() {
-        let recv = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n";
-        assert!(!offer_sends_media(recv));
-        let send = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\na=msid:s t\r\n";
-        assert!(offer_sends_media(send));
-        let no_source = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n";
-        assert!(!offer_sends_media(no_source));
-        let data = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ssrc:1 x\r\n";
-        assert!(!offer_sends_media(data));
-        let ssrc = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\na=ssrc:5 cname:x\r\n";
-        assert!(offer_sends_media(ssrc));
     }
 }
