@@ -26,6 +26,7 @@ use rtc::stun::message::{Message, Setter, TransactionId, BINDING_REQUEST};
 use rtc::stun::textattrs::TextAttribute;
 
 use crate::core::dedup::SeqWindow;
+use crate::core::forwarder::PacketInfo;
 use crate::core::keyframe::VideoCodec;
 use crate::core::nack_cache::PacketCache;
 use crate::core::{Core, CoreConfig, Forwarder, PeerId};
@@ -260,6 +261,7 @@ fn forward_rtp(packet: rtc::rtp::packet::Packet) {
     let mut cache = PacketCache::new(crate::core::nack_cache::AUDIO_SLOTS);
     let mut forwarder = Forwarder::new(0x0bad_cafe, 1000, 90_000, 90_000);
     forwarder.set_payload_type(96);
+    let mut frame = None;
     for codec in [
         VideoCodec::Vp8,
         VideoCodec::Vp9,
@@ -267,7 +269,13 @@ fn forward_rtp(packet: rtc::rtp::packet::Packet) {
         VideoCodec::Av1,
     ] {
         let _ = codec.is_keyframe_start(&packet.payload);
+        frame = frame.or(codec.frame_info(&packet.payload));
     }
+    let info = PacketInfo {
+        padding_only: packet.payload.is_empty(),
+        marker: packet.header.marker,
+        frame,
+    };
     for id in 1..=14 {
         let _ = crate::core::audio_level::level_of(&packet.header, id);
     }
@@ -277,11 +285,12 @@ fn forward_rtp(packet: rtc::rtp::packet::Packet) {
         let mut p = packet.clone();
         p.header.sequence_number = seq.wrapping_add(step);
         cache.insert(&p);
-        if forwarder.forward(&mut p.header).is_ok() {
-            if let Some(original) = forwarder.original_seq(p.header.sequence_number) {
+        if forwarder.forward(&mut p.header, info).is_ok() {
+            let out_seq = p.header.sequence_number;
+            if let Some(original) = forwarder.original_seq(out_seq) {
                 if let Some(cached) = cache.get(original) {
                     let mut again = cached.clone();
-                    let _ = forwarder.rewrite_retransmission(&mut again.header);
+                    let _ = forwarder.rewrite_retransmission(&mut again.header, out_seq);
                 }
             }
             let _ = p.marshal();

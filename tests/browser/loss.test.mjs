@@ -81,7 +81,7 @@ function publisherStats(page) {
 /** Bob's view of Alice's video. */
 function videoStats(page) {
   return page.evaluate(async () => {
-    const v = { framesDecoded: 0, freezeCount: 0, totalFreezesDuration: 0, packetsLost: 0, packetsReceived: 0, nackCount: 0 };
+    const v = { framesDecoded: 0, framesReceived: 0, framesDropped: 0, keyFramesDecoded: 0, pliCount: 0, freezeCount: 0, totalFreezesDuration: 0, packetsLost: 0, packetsReceived: 0, nackCount: 0 };
     if (!window.sfu?.pc) return v;
     (await window.sfu.pc.getStats()).forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
@@ -130,6 +130,9 @@ async function serverCounters(url) {
     nacksOut: metric(text, 'sfu_rtcp_packets_total{direction="out",type="nack"}'),
     retransmissions: metric(text, 'sfu_retransmissions_total'),
     tooLate: metric(text, 'sfu_packets_dropped_total{reason="too_late_for_retransmission"}'),
+    tooOld: metric(text, 'sfu_packets_dropped_total{reason="too_old"}'),
+    padding: metric(text, 'sfu_packets_dropped_total{reason="padding"}'),
+    duplicate: metric(text, 'sfu_packets_dropped_total{reason="duplicate"}'),
   };
 }
 

@@ -5,10 +5,14 @@
 //! sequence numbers and its own timestamps, whatever happens upstream: a
 //! subscriber joining mid-stream starts at its own random base, the 16-bit
 //! sequence wraps without a jump, and a source switch (`switch_source`)
-//! continues where the previous source stopped. The Forwarder never touches
-//! the payload, allocates nothing and takes no lock.
+//! continues where the previous source stopped. Padding-only packets take
+//! no sequence number (`renumber.rs` says why and how). The Forwarder never
+//! touches the payload, allocates nothing per packet and takes no lock.
 
 use rtc::rtp::header::Header;
+
+pub use super::renumber::PacketInfo;
+use super::renumber::Renumbering;
 
 /// Why a packet was not forwarded to one subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,11 +39,14 @@ pub enum DropReason {
     Duplicate,
     /// Nobody receives the Track (counted once per packet).
     NoSubscriber,
+    /// A padding-only packet (a publisher's bandwidth probe): it takes no
+    /// sequence number on the subscriber's leg (`renumber.rs`).
+    Padding,
 }
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
@@ -50,6 +57,7 @@ impl DropReason {
         DropReason::AwaitingKeyframe,
         DropReason::Duplicate,
         DropReason::NoSubscriber,
+        DropReason::Padding,
     ];
 
     /// A stable label for metrics and logs.
@@ -65,25 +73,9 @@ impl DropReason {
             DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::Duplicate => "duplicate",
             DropReason::NoSubscriber => "no_subscriber",
+            DropReason::Padding => "padding",
         }
     }
-}
-
-/// A packet that is older than the newest by more than this is dropped
-/// rather than placed: it would look like a wrap-around to the receiver.
-const MAX_REORDER: u16 = 1000;
-
-/// The offsets that map the current source's numbering onto the subscriber's.
-#[derive(Debug, Clone, Copy)]
-struct Mapping {
-    seq_offset: u16,
-    ts_offset: u32,
-    /// Extended (wrap-counted) sequence number of the first packet mapped.
-    first_ext: i64,
-    /// Extended sequence number of the newest packet mapped.
-    highest_ext: i64,
-    /// Its 16-bit sequence number, to extend the next one against.
-    highest_seq: u16,
 }
 
 /// Rewrites SSRC, payload type, sequence number and timestamp for one
@@ -92,12 +84,14 @@ struct Mapping {
 pub struct Forwarder {
     out_ssrc: u32,
     out_payload_type: Option<u8>,
-    mapping: Option<Mapping>,
-    /// The last sequence number and timestamp sent, to continue from after
-    /// a source switch.
-    last_out: Option<(u16, u32)>,
-    /// Base values for the first packet ever sent.
-    initial_seq: u16,
+    /// Sequence numbers: the current source's onto the subscriber's.
+    seqs: Renumbering,
+    /// The current source's timestamps onto the subscriber's; `None` until
+    /// its first packet.
+    ts_offset: Option<u32>,
+    /// The newest timestamp sent, to continue from after a source switch.
+    last_ts: Option<u32>,
+    /// Base timestamp for the first packet ever sent.
     initial_ts: u32,
     /// Timestamp step to use across a source switch (one frame or packet).
     switch_ts_step: u32,
@@ -115,9 +109,9 @@ impl Forwarder {
         Self {
             out_ssrc,
             out_payload_type: None,
-            mapping: None,
-            last_out: None,
-            initial_seq,
+            seqs: Renumbering::new(initial_seq),
+            ts_offset: None,
+            last_ts: None,
             initial_ts,
             // About one 20 ms audio packet or one 30 fps video frame.
             switch_ts_step: (clock_rate / 50).max(1),
@@ -144,14 +138,15 @@ impl Forwarder {
     /// The next packet starts a new source (another SSRC or layer): continue
     /// the subscriber's numbering from where it stopped.
     pub fn switch_source(&mut self) {
-        self.mapping = None;
+        self.ts_offset = None;
+        self.seqs.restart();
     }
 
     /// As [`Forwarder::switch_source`], after `gap` without packets: the
     /// timestamp advances by the time that passed (at least one step), so
     /// the receiver's playout stays in step with the clock after a pause.
     pub fn switch_source_after(&mut self, gap: std::time::Duration) {
-        self.mapping = None;
+        self.switch_source();
         let ticks = gap.as_secs_f64() * f64::from(self.clock_rate);
         self.gap_ts = if ticks >= f64::from(u32::MAX) {
             u32::MAX
@@ -163,73 +158,46 @@ impl Forwarder {
     /// The publisher's sequence number of a packet this subscriber was sent
     /// as `out_seq` from the current source, if it is within what was sent.
     pub fn original_seq(&self, out_seq: u16) -> Option<u16> {
-        let mapping = self.mapping.as_ref()?;
-        let seq = out_seq.wrapping_sub(mapping.seq_offset);
-        let behind = mapping.highest_seq.wrapping_sub(seq) as i16;
-        let ext = mapping.highest_ext - i64::from(behind);
-        (behind >= 0 && ext >= mapping.first_ext).then_some(seq)
+        self.seqs.original(out_seq)
     }
 
-    /// Rewrites a retransmission of an already forwarded packet exactly as
-    /// it was sent the first time (same sequence number and timestamp).
-    pub fn rewrite_retransmission(&self, header: &mut Header) -> bool {
-        let (Some(mapping), Some(payload_type)) = (self.mapping.as_ref(), self.out_payload_type)
-        else {
+    /// Rewrites a retransmission of the packet first sent as `out_seq`
+    /// exactly as it was sent then (same sequence number and timestamp).
+    pub fn rewrite_retransmission(&self, header: &mut Header, out_seq: u16) -> bool {
+        let (Some(ts_offset), Some(payload_type)) = (self.ts_offset, self.out_payload_type) else {
             return false;
         };
         header.ssrc = self.out_ssrc;
         header.payload_type = payload_type;
-        header.sequence_number = header.sequence_number.wrapping_add(mapping.seq_offset);
-        header.timestamp = header.timestamp.wrapping_add(mapping.ts_offset);
+        header.sequence_number = out_seq;
+        header.timestamp = header.timestamp.wrapping_add(ts_offset);
         true
     }
 
     /// Rewrites `header` in place for this subscriber, or says why not.
-    pub fn forward(&mut self, header: &mut Header) -> Result<(), DropReason> {
+    pub fn forward(&mut self, header: &mut Header, info: PacketInfo) -> Result<(), DropReason> {
         let Some(payload_type) = self.out_payload_type else {
             return Err(DropReason::NotNegotiated);
         };
-        let seq = header.sequence_number;
-        let mapping = match self.mapping.as_mut() {
-            Some(mapping) => mapping,
-            None => {
+        let starting = !self.seqs.is_started();
+        let (out_seq, newest) = self.seqs.place(header.sequence_number, info)?;
+        let ts_offset = match self.ts_offset {
+            Some(offset) if !starting => offset,
+            _ => {
                 let step = self.switch_ts_step.max(self.gap_ts);
                 self.gap_ts = 0;
-                let (next_seq, next_ts) = match self.last_out {
-                    Some((seq, ts)) => (seq.wrapping_add(1), ts.wrapping_add(step)),
-                    None => (self.initial_seq, self.initial_ts),
+                let next_ts = match self.last_ts {
+                    Some(ts) => ts.wrapping_add(step),
+                    None => self.initial_ts,
                 };
-                let ext = i64::from(seq);
-                self.mapping.insert(Mapping {
-                    seq_offset: next_seq.wrapping_sub(seq),
-                    ts_offset: next_ts.wrapping_sub(header.timestamp),
-                    first_ext: ext,
-                    highest_ext: ext,
-                    highest_seq: seq,
-                })
+                let offset = next_ts.wrapping_sub(header.timestamp);
+                self.ts_offset = Some(offset);
+                offset
             }
         };
-
-        // Place the packet relative to the newest one: a signed 16-bit
-        // distance handles the wrap in both directions.
-        let delta = seq.wrapping_sub(mapping.highest_seq) as i16;
-        let ext = mapping.highest_ext + i64::from(delta);
-        if delta < 0 {
-            if delta.unsigned_abs() > MAX_REORDER {
-                return Err(DropReason::TooOld);
-            }
-            if ext < mapping.first_ext {
-                return Err(DropReason::BeforeStart);
-            }
-        } else {
-            mapping.highest_ext = ext;
-            mapping.highest_seq = seq;
-        }
-
-        let out_seq = seq.wrapping_add(mapping.seq_offset);
-        let out_ts = header.timestamp.wrapping_add(mapping.ts_offset);
-        if delta >= 0 {
-            self.last_out = Some((out_seq, out_ts));
+        let out_ts = header.timestamp.wrapping_add(ts_offset);
+        if newest {
+            self.last_ts = Some(out_ts);
         }
         header.ssrc = self.out_ssrc;
         header.payload_type = payload_type;
@@ -262,7 +230,7 @@ mod tests {
 
     fn out(f: &mut Forwarder, seq: u16, ts: u32) -> Result<(u16, u32), DropReason> {
         let mut h = header(seq, ts);
-        f.forward(&mut h)?;
+        f.forward(&mut h, PacketInfo::default())?;
         assert_eq!(h.ssrc, 42);
         assert_eq!(h.payload_type, 96);
         Ok((h.sequence_number, h.timestamp))
@@ -352,7 +320,7 @@ mod tests {
         assert_eq!(f.original_seq(999), None, "before the first packet sent");
         assert_eq!(f.original_seq(1010), None, "not sent yet");
         let mut h = header(503, 5030);
-        assert!(f.rewrite_retransmission(&mut h));
+        assert!(f.rewrite_retransmission(&mut h, 1003));
         assert_eq!(
             (h.sequence_number, h.timestamp, h.ssrc),
             (1003, 5030 - 5000, 42)

@@ -14,7 +14,7 @@ use rtc::shared::marshal::MarshalSize;
 
 use super::audio_level::level_of;
 use super::dedup::Arrival;
-use super::forwarder::DropReason;
+use super::forwarder::{DropReason, PacketInfo};
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::quality::Transport;
 use super::rtcp_check;
@@ -106,6 +106,13 @@ impl Core {
         let keyframe_start = track
             .video_codec
             .is_some_and(|codec| codec.is_keyframe_start(&packet.payload));
+        let info = PacketInfo {
+            padding_only: packet.payload.is_empty(),
+            marker: packet.header.marker,
+            frame: track
+                .video_codec
+                .and_then(|codec| codec.frame_info(&packet.payload)),
+        };
         let mut needs_keyframe = false;
         counters.rtp_in.add(track.kind, size_in);
         if let Some(p) = peers.get_mut(&publisher) {
@@ -153,7 +160,7 @@ impl Core {
                 continue;
             }
             let mut out = packet.clone();
-            if let Err(reason) = sub.forwarder.forward(&mut out.header) {
+            if let Err(reason) = sub.forwarder.forward(&mut out.header, info) {
                 counters.drop(reason);
                 continue;
             }
@@ -298,7 +305,10 @@ impl Core {
                     continue;
                 };
                 let mut packet = cached.clone();
-                if !sub.forwarder.rewrite_retransmission(&mut packet.header) {
+                if !sub
+                    .forwarder
+                    .rewrite_retransmission(&mut packet.header, out_seq)
+                {
                     counters.drop(DropReason::TooLateForRetransmission);
                     continue;
                 }

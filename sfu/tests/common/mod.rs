@@ -600,19 +600,40 @@ impl Sim {
         self.pump();
     }
 
-    /// Sends one RTP packet from a publishing client.
+    /// Sends one RTP packet from a publishing client, its payload the
+    /// codec's keyframe or delta prefix (a keyframe when one was asked
+    /// for) followed by `payload`.
     pub fn send_video(&mut self, i: usize, seq: u16, timestamp: u32, payload: &[u8]) {
-        let now = self.now;
         let c = &mut self.clients[i];
-        let (sender, ssrc) = c.video_sender.expect("a publishing client");
         let keyframe = std::mem::take(&mut c.keyframe_pending);
         if keyframe {
             c.keyframes_sent += 1;
         }
+        let (sender, _) = c.video_sender.expect("a publishing client");
+        let mime = c.pc.rtp_sender(sender).unwrap().track().codings()[0]
+            .codec
+            .mime_type
+            .clone();
+        let mut data = codec_prefix(&mime, keyframe).to_vec();
+        data.extend_from_slice(payload);
+        self.send_raw_video(i, seq, timestamp, true, &data);
+    }
+
+    /// Sends one RTP packet from a publishing client with exactly `payload`
+    /// (empty: a padding-only packet).
+    pub fn send_raw_video(
+        &mut self,
+        i: usize,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let (sender, ssrc) = c.video_sender.expect("a publishing client");
         let mut sender = c.pc.rtp_sender(sender).unwrap();
         let wanted = sender.track().codings()[0].codec.clone();
-        let mut data = codec_prefix(&wanted.mime_type, keyframe).to_vec();
-        data.extend_from_slice(payload);
         let payload_type = sender
             .get_parameters()
             .rtp_parameters
@@ -627,14 +648,15 @@ impl Sim {
         let packet = Packet {
             header: Header {
                 version: 2,
+                padding: payload.is_empty(),
                 payload_type,
                 sequence_number: seq,
                 timestamp,
                 ssrc,
-                marker: true,
+                marker,
                 ..Default::default()
             },
-            payload: Bytes::from(data),
+            payload: Bytes::copy_from_slice(payload),
         };
         sender.write_rtp(now, packet).unwrap();
         self.pump();
