@@ -134,6 +134,11 @@ pub(crate) enum Command {
         max_level: Option<usize>,
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
+    Viewer {
+        peer: PeerId,
+        choice: Option<String>,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
 }
 
 impl Command {
@@ -150,7 +155,8 @@ impl Command {
             | Command::Kick { peer, .. }
             | Command::SetMuted { peer, .. }
             | Command::Broadcast { peer, .. }
-            | Command::VideoPreference { peer, .. } => Suspect::Peer(*peer),
+            | Command::VideoPreference { peer, .. }
+            | Command::Viewer { peer, .. } => Suspect::Peer(*peer),
             Command::Join { .. }
             | Command::Snapshot { .. }
             | Command::Rooms { .. }
@@ -396,6 +402,23 @@ impl WorkerHandle {
                 peer,
                 track,
                 max_level,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Makes a participant that has not offered yet a viewer (WHEP): it
+    /// receives on the sections it offers, fed by the participant named
+    /// `choice` (a display name or `p<n>` id) or by the active speaker.
+    pub async fn make_viewer(
+        &self,
+        peer: PeerId,
+        choice: Option<String>,
+    ) -> Result<(), WorkerError> {
+        Ok(self
+            .request(|reply| Command::Viewer {
+                peer,
+                choice,
                 reply,
             })
             .await??)

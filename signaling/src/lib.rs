@@ -18,6 +18,7 @@ pub mod tls;
 pub mod token_api;
 pub mod token_cli;
 pub mod web;
+pub mod whip;
 pub mod ws;
 
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +71,8 @@ pub struct AppState {
     pub limits: limits::Limits,
     /// Open signaling connections per client IP.
     pub ip_connections: Arc<limits::IpConnections>,
+    /// WHIP and WHEP sessions.
+    pub whip: whip::Whip,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
+        .merge(whip::routes())
         .merge(
             api::routes()
                 .merge(token_api::routes())
@@ -230,6 +234,8 @@ impl Server {
 /// Binds the HTTP listener and the media sockets and starts serving.
 pub async fn start(config: Config) -> std::io::Result<Server> {
     let metrics = Metrics::new();
+    let metrics_registry = metrics.registry().clone();
+    let metrics_registry = &metrics_registry;
     let security = security::Security::new(&config, metrics.registry())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let dev_mode = security.auth.dev;
@@ -289,6 +295,7 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         drain_timeout: Duration::from_secs(config.drain_timeout_secs),
         limits: limits::Limits::from_config(&config),
         ip_connections: Default::default(),
+        whip: whip::Whip::new(metrics_registry),
     });
     let app = router(state.clone());
     if let Some(redirect) = redirect {

@@ -31,6 +31,7 @@ async fn oneshot_auth_and_errors() {
         metrics.registry(),
     )
     .unwrap();
+    let whip = signaling::whip::Whip::new(metrics.registry());
     let state = Arc::new(AppState {
         worker: worker.handle,
         metrics,
@@ -46,6 +47,7 @@ async fn oneshot_auth_and_errors() {
         drain_timeout: std::time::Duration::from_secs(30),
         limits: signaling::limits::Limits::from_config(&signaling::Config::loopback("secret")),
         ip_connections: Default::default(),
+        whip,
     });
     let app = signaling::router(state.clone());
     let call = |uri: &str, auth: Option<&str>, method: &str| {

@@ -145,6 +145,7 @@ impl Core {
                 for member in &members {
                     self.emit(*member, Signal::ActiveSpeaker { peer_id: speaker });
                 }
+                self.refresh_viewers(now, &room);
             }
         }
     }

@@ -18,6 +18,13 @@ pub fn stun_local_ufrag(datagram: &[u8]) -> Option<&str> {
     if !is_stun_message(datagram) {
         return None;
     }
+    // Only a request's USERNAME names the receiver first. Some agents
+    // (libnice) echo the request's USERNAME in their responses, whose first
+    // half is then *their* ufrag: responses go by the pinned address.
+    let class = u16::from_be_bytes([datagram[0], datagram[1]]) & STUN_CLASS_MASK;
+    if class != 0 {
+        return None;
+    }
     let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
     let body = datagram.get(HEADER_LEN..HEADER_LEN + length)?;
     let mut rest = body;
@@ -38,6 +45,8 @@ pub fn stun_local_ufrag(datagram: &[u8]) -> Option<&str> {
 
 /// The STUN header: type, length, magic cookie, transaction id.
 const HEADER_LEN: usize = 20;
+/// The class bits of the STUN message type (0: request).
+const STUN_CLASS_MASK: u16 = 0x0110;
 
 #[cfg(test)]
 mod tests {
@@ -61,6 +70,19 @@ mod tests {
         let raw = binding_request(Some("sfuU:browserU"));
         assert!(is_stun(&raw));
         assert_eq!(stun_local_ufrag(&raw), Some("sfuU"));
+    }
+
+    #[test]
+    fn a_response_echoing_username_is_routed_by_address() {
+        let mut m = Message::new();
+        let setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(rtc::stun::message::BINDING_SUCCESS),
+            Box::new(TransactionId::new()),
+            Box::new(TextAttribute::new(ATTR_USERNAME, "clientU:sfuU".to_owned())),
+        ];
+        m.build(&setters).expect("a binding response builds");
+        assert!(is_stun(&m.raw));
+        assert_eq!(stun_local_ufrag(&m.raw), None);
     }
 
     #[test]

@@ -284,6 +284,10 @@ impl Core {
             let Some(peer) = self.peers.get_mut(subscriber) else {
                 continue;
             };
+            if peer.viewer.is_some() {
+                // Its slot stays, idle until another Track feeds it.
+                continue;
+            }
             if let Some(sub) = peer.subscriptions.remove(&track_id) {
                 peer.subscription_by_local_id.remove(&sub.local_track_id);
                 if let Err(err) = peer.pc.remove_track(sub.sender_id) {
@@ -293,6 +297,10 @@ impl Core {
             }
         }
         for subscriber in &track.subscribers {
+            if self.is_viewer(*subscriber) {
+                self.detach_slot(*subscriber, track_id);
+                self.refresh_viewer(now, *subscriber);
+            }
             self.maybe_offer(now, *subscriber);
         }
         let members = room.map(|r| self.room_peers(&r)).unwrap_or_default();
@@ -312,6 +320,11 @@ impl Core {
     /// Adds a sender for `track_id` to `subscriber`'s connection. The caller
     /// renegotiates (`maybe_offer`).
     pub(super) fn subscribe(&mut self, now: Instant, subscriber: PeerId, track_id: TrackId) {
+        if self.is_viewer(subscriber) {
+            // A viewer's slots choose their own sources (`viewer.rs`).
+            self.refresh_viewer(now, subscriber);
+            return;
+        }
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };

@@ -44,6 +44,7 @@ mod simulcast;
 pub mod stats;
 pub mod subscription;
 pub mod track;
+pub mod viewer;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

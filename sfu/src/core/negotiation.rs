@@ -71,6 +71,8 @@ impl Core {
                     .map_err(|e| CoreError::Rtc(e.to_string()))?;
             }
         }
+        // A viewer's offered sections get our senders (`viewer.rs`).
+        super::viewer::attach_senders(peer)?;
         let answer = peer
             .pc
             .create_answer(None)
@@ -224,7 +226,7 @@ impl Core {
 /// The payload type a leg negotiated for `codec`: the same MIME type and
 /// format parameters (an H.264 profile or packetization mode is a different
 /// codec), else the same MIME type.
-fn negotiated_payload_type(
+pub(super) fn negotiated_payload_type(
     negotiated: &[RTCRtpCodecParameters],
     codec: &RTCRtpCodec,
 ) -> Option<u8> {

@@ -68,6 +68,9 @@ pub struct Peer {
     pub server_hello_sent: bool,
     /// Its inbound caps (`rate_limit`).
     pub inbound: super::rate_limit::InboundLimiter,
+    /// Set for a viewer (WHEP): it receives on the sections it offered and
+    /// is never sent an offer (`viewer.rs`).
+    pub viewer: Option<super::viewer::Viewer>,
 }
 
 impl Peer {
@@ -106,6 +109,7 @@ impl Peer {
             permissions: super::Permissions::default(),
             server_hello_sent: false,
             inbound: super::rate_limit::InboundLimiter::default(),
+            viewer: None,
         }
     }
 }

@@ -355,5 +355,12 @@ fn handle_command(
         } => {
             let _ = reply.send(core.set_video_preference(now, peer, track, max_level));
         }
+        Command::Viewer {
+            peer,
+            choice,
+            reply,
+        } => {
+            let _ = reply.send(core.make_viewer(peer, choice));
+        }
     }
 }

@@ -287,6 +287,37 @@ pub async fn http_request(
     parse_response(&raw)
 }
 
+/// A minimal HTTP/1.1 request with a body over a fresh connection.
+pub async fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    assert!(addr.ip().is_loopback(), "tests only talk to loopback");
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    let fut = async {
+        let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        stream.write_all(body).await.expect("write body");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read response");
+        raw
+    };
+    let raw = timeout(RECV_TIMEOUT, fut)
+        .await
+        .expect("HTTP request timed out");
+    parse_response(&raw)
+}
+
 fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)
