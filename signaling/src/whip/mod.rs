@@ -109,9 +109,7 @@ pub struct Whip {
 }
 
 /// Statuses a refusal can have, registered up front.
-const STATUSES: [u16; 13] = [
-    400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 429, 500, 503,
-];
+const STATUSES: [u16; 12] = [400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 500, 503];
 /// Why sessions end.
 const END_REASONS: [&str; 4] = ["deleted", "connection_lost", "removed", "shutdown"];
 
