@@ -42,11 +42,15 @@ pub enum DropReason {
     /// A padding-only packet (a publisher's bandwidth probe): it takes no
     /// sequence number on the subscriber's leg (`renumber.rs`).
     Padding,
+    /// The subscriber's downlink cannot carry this video: its estimate is
+    /// far below what the video needs, so the video is paused for it and
+    /// its audio goes on (counted per packet of the lowest layer).
+    Congested,
 }
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
@@ -58,6 +62,7 @@ impl DropReason {
         DropReason::Duplicate,
         DropReason::NoSubscriber,
         DropReason::Padding,
+        DropReason::Congested,
     ];
 
     /// A stable label for metrics and logs.
@@ -74,6 +79,7 @@ impl DropReason {
             DropReason::Duplicate => "duplicate",
             DropReason::NoSubscriber => "no_subscriber",
             DropReason::Padding => "padding",
+            DropReason::Congested => "congested",
         }
     }
 }

@@ -133,7 +133,11 @@ impl Core {
             };
             if sub.layer != Some(layer_index) {
                 if sub.target != Some(layer_index) {
-                    // Another layer than this subscriber's.
+                    // Another layer than this subscriber's, or none: its
+                    // downlink cannot carry even the lowest.
+                    if sub.selector.paused() && track.order.first() == Some(&layer_index) {
+                        counters.drop(DropReason::Congested);
+                    }
                     continue;
                 }
                 // The target layer: start or switch at its keyframe.
