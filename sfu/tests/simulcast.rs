@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use sfu::core::{PeerId, Signal, TrackId};
+use sfu::core::{DropReason, PeerId, Signal, TrackId};
 
 /// Packet sizes per 10 ms for about 150 kbit/s, 500 kbit/s and 1.5 Mbit/s.
 const SIZES: [(&str, usize); 3] = [("q", 190), ("h", 625), ("f", 1_200)];
@@ -207,11 +207,16 @@ fn a_low_estimate_gets_q_then_pauses_and_recovers() {
         "told the video paused"
     );
     let n = run.sim.video_from(bob, alice).len();
+    let congested = run.sim.dropped(DropReason::Congested);
     run.send(Duration::from_secs(1), &["q", "h", "f"], false);
     assert_eq!(
         run.sim.video_from(bob, alice).len(),
         n,
         "nothing while paused"
+    );
+    assert!(
+        run.sim.dropped(DropReason::Congested) > congested,
+        "the held-back video is counted"
     );
 
     run.sim.send_remb(bob, 5_000_000.0);

@@ -42,9 +42,9 @@ pub enum DropReason {
     /// A padding-only packet (a publisher's bandwidth probe): it takes no
     /// sequence number on the subscriber's leg (`renumber.rs`).
     Padding,
-    /// The subscriber's downlink cannot carry this video: its estimate is
-    /// far below what the video needs, so the video is paused for it and
-    /// its audio goes on (counted per packet of the lowest layer).
+    /// The subscriber's estimate cannot carry even the lowest simulcast
+    /// layer, so its video is paused and its audio goes on (counted per
+    /// packet of the lowest layer).
     Congested,
 }
 

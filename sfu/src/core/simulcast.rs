@@ -16,12 +16,6 @@ pub const LAYER_INTERVAL: Duration = Duration::from_millis(500);
 pub const DYNACAST_DELAY: Duration = Duration::from_secs(3);
 /// Bits per second set aside for each audio Subscription.
 const AUDIO_BUDGET: f64 = 48_000.0;
-/// A video without simulcast cannot be made smaller, so it is paused only
-/// when the downlink clearly cannot carry it: when it needs more than this
-/// many times its share of the estimate (with `layers::HEADROOM`, an
-/// estimate below about a quarter of its bitrate). Forwarding it then would
-/// only queue and lose packets on that downlink, audio among them.
-pub const SINGLE_LAYER_SLACK: f64 = 4.0;
 
 /// Layer bitrates are measured over this window.
 const BITRATE_WINDOW: Duration = Duration::from_secs(1);
@@ -66,38 +60,29 @@ impl Core {
         // The estimate, less audio and single-layer video (which are
         // forwarded whatever the estimate), shared among simulcast videos.
         // Before the first estimate, the congestion controller's start.
-        let estimate = peer
-            .quality
-            .bandwidth_estimate
-            .unwrap_or(super::peer_config::INITIAL_BANDWIDTH_ESTIMATE);
-        let mut budget = estimate;
-        let mut audio = 0.0;
-        let (mut simulcast_videos, mut single_videos) = (0usize, 0usize);
+        let mut budget = Some(
+            peer.quality
+                .bandwidth_estimate
+                .unwrap_or(super::peer_config::INITIAL_BANDWIDTH_ESTIMATE),
+        );
+        let mut simulcast_videos = 0usize;
         for sub in peer.subscriptions.values() {
             let Some(track) = tracks.get(&sub.track) else {
                 continue;
             };
-            let wanted = sub.max_level.is_some();
             let fixed = match (sub.kind, track.is_simulcast()) {
-                (MediaKind::Audio, _) => {
-                    audio += AUDIO_BUDGET;
-                    AUDIO_BUDGET
-                }
-                (MediaKind::Video, false) => {
-                    single_videos += usize::from(wanted);
-                    track.layers[0].planning_bitrate()
-                }
+                (MediaKind::Audio, _) => AUDIO_BUDGET,
+                (MediaKind::Video, false) => track.layers[0].planning_bitrate(),
                 (MediaKind::Video, true) => {
-                    simulcast_videos += usize::from(wanted);
+                    if sub.max_level.is_some() {
+                        simulcast_videos += 1;
+                    }
                     0.0
                 }
             };
-            budget -= fixed;
+            budget = budget.map(|b| b - fixed);
         }
-        let share = Some(budget.max(0.0) / simulcast_videos.max(1) as f64);
-        // Videos without simulcast share what audio leaves, with slack.
-        let single_share =
-            Some((estimate - audio).max(0.0) / single_videos.max(1) as f64 * SINGLE_LAYER_SLACK);
+        let share = budget.map(|b| b.max(0.0) / simulcast_videos.max(1) as f64);
         let mut requests = Vec::new();
         for sub in peer.subscriptions.values_mut() {
             if sub.kind != MediaKind::Video {
@@ -115,13 +100,11 @@ impl Core {
                 })
                 .collect();
             let was_paused = sub.paused();
-            // Without simulcast there is nothing to choose but whether the
-            // one layer goes out at all (see `SINGLE_LAYER_SLACK`).
-            let budget = if track.is_simulcast() {
-                share
-            } else {
-                single_share
-            };
+            // Without simulcast there is nothing to choose: the one layer is
+            // forwarded (unless the tile is hidden). Pausing it on the
+            // estimate alone would trap it: with nothing but audio on the
+            // downlink, the estimate says nothing of what video would fit.
+            let budget = if track.is_simulcast() { share } else { None };
             let changed = sub.selector.select(now, &infos, budget, sub.max_level);
             if let Some(level) = changed {
                 let target = level.map(|l| track.order[l]);
