@@ -41,6 +41,8 @@ pub struct WorkerConfig {
     pub consent_timeout: Duration,
     /// Caps on each Peer's inbound bitrate and packet rate.
     pub inbound_limits: crate::core::rate_limit::InboundLimits,
+    /// Packets each Track keeps to answer subscribers' NACKs.
+    pub cache_sizes: crate::core::track::CacheSizes,
 }
 
 impl WorkerConfig {
@@ -53,6 +55,7 @@ impl WorkerConfig {
             public_ips: Vec::new(),
             consent_timeout: crate::core::DEFAULT_CONSENT_TIMEOUT,
             inbound_limits: crate::core::rate_limit::InboundLimits::default(),
+            cache_sizes: crate::core::track::CacheSizes::default(),
         }
     }
 }
@@ -220,6 +223,7 @@ impl Worker {
             .unwrap_or_default();
         core_config.consent_timeout = config.consent_timeout;
         core_config.inbound_limits = config.inbound_limits;
+        core_config.cache_sizes = config.cache_sizes;
         let public_addrs = core_config.udp_addrs.clone();
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let core = Core::new(core_config, std::time::Instant::now());

@@ -103,6 +103,19 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(2..=300))]
     pub consent_timeout_secs: u64,
 
+    /// Packets each video layer keeps to answer subscribers' NACKs
+    /// (1,024: over 1 s of video at 8 Mbit/s, and 3 s or more under the
+    /// padding probes a browser adds under loss).
+    #[arg(long, env = "SFU_NACK_CACHE_VIDEO_PACKETS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(16..=32_768))]
+    pub nack_cache_video_packets: u32,
+
+    /// Packets each audio track keeps to answer subscribers' NACKs (64:
+    /// 1.28 s of 20 ms Opus).
+    #[arg(long, env = "SFU_NACK_CACHE_AUDIO_PACKETS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(8..=32_768))]
+    pub nack_cache_audio_packets: u32,
+
     /// Cap on each participant's inbound media bitrate in kbit/s (all its
     /// datagrams, before decryption); the excess is dropped and counted in
     /// sfu_inbound_dropped_packets_total{reason="rate_limit"}. 0: no cap.
@@ -238,6 +251,8 @@ impl Config {
             turn_secret: None,
             turn_ttl_secs: 3600,
             consent_timeout_secs: 15,
+            nack_cache_video_packets: 1024,
+            nack_cache_audio_packets: 64,
             max_peer_inbound_kbps: 20_000,
             max_peer_inbound_pps: 5_000,
             resume_grace_secs: 20,

@@ -252,6 +252,10 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
             max_kbps: config.max_peer_inbound_kbps,
             max_pps: config.max_peer_inbound_pps,
         },
+        cache_sizes: sfu::core::track::CacheSizes {
+            video: config.nack_cache_video_packets as usize,
+            audio: config.nack_cache_audio_packets as usize,
+        },
     })?;
     let tls_files = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::TlsFiles {

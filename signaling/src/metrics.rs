@@ -258,6 +258,11 @@ fn media_registry(s: &Snapshot) -> Registry {
     for (reason, value) in DropReason::ALL.iter().zip(c.dropped.iter()) {
         dropped.with_label_values(&[reason.as_str()]).inc_by(*value);
     }
+    // Packets the core did forward but a full ICE-TCP send queue dropped
+    // (also in sfu_ice_tcp_send_dropped_total).
+    dropped
+        .with_label_values(&["queue_full"])
+        .inc_by(s.ice_tcp.send_dropped);
     let inbound = register(
         &r,
         IntCounterVec::new(

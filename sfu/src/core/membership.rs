@@ -235,6 +235,7 @@ impl Core {
             init.ssrc,
             rid,
             now,
+            self.config.cache_sizes,
         );
         track.muted = muted;
         track.audio_level_extension = audio_level_extension;

@@ -90,6 +90,8 @@ pub struct CoreConfig {
     pub count_rtcp: bool,
     /// Caps on each Peer's inbound bitrate and packet rate.
     pub inbound_limits: rate_limit::InboundLimits,
+    /// Packets each Track keeps to answer subscribers' NACKs.
+    pub cache_sizes: track::CacheSizes,
 }
 
 /// How long a silent client keeps its Peer by default.
@@ -105,6 +107,7 @@ impl CoreConfig {
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             count_rtcp: true,
             inbound_limits: rate_limit::InboundLimits::default(),
+            cache_sizes: track::CacheSizes::default(),
         }
     }
 

@@ -52,6 +52,26 @@ pub struct Track {
     pub audio_level_extension: Option<u8>,
     /// Smoothed audio level, for the active speaker.
     pub loudness: Loudness,
+    /// Packets kept per layer to answer NACKs.
+    pub cache_sizes: CacheSizes,
+}
+
+/// How many packets each Track keeps to answer NACKs, per layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Per video layer.
+    pub video: usize,
+    /// Per audio Track.
+    pub audio: usize,
+}
+
+impl Default for CacheSizes {
+    fn default() -> Self {
+        Self {
+            video: VIDEO_SLOTS,
+            audio: AUDIO_SLOTS,
+        }
+    }
 }
 
 impl Track {
@@ -68,6 +88,7 @@ impl Track {
         ssrc: u32,
         rid: String,
         now: Instant,
+        cache_sizes: CacheSizes,
     ) -> Self {
         let video_codec = match kind {
             MediaKind::Video => VideoCodec::from_mime(&codec.mime_type),
@@ -90,6 +111,7 @@ impl Track {
             video_codec,
             audio_level_extension: None,
             loudness: Loudness::default(),
+            cache_sizes,
         };
         track.add_layer(rid, ssrc);
         track
@@ -101,8 +123,8 @@ impl Track {
             return i;
         }
         let slots = match self.kind {
-            MediaKind::Video => VIDEO_SLOTS,
-            MediaKind::Audio => AUDIO_SLOTS,
+            MediaKind::Video => self.cache_sizes.video,
+            MediaKind::Audio => self.cache_sizes.audio,
         };
         self.layers.push(Layer::new(rid, ssrc, slots));
         self.dynacast_off.push(false);
@@ -164,7 +186,38 @@ mod tests {
             1,
             rid.into(),
             Instant::now(),
+            CacheSizes::default(),
         )
+    }
+
+    #[test]
+    fn every_layer_keeps_the_configured_number_of_packets() {
+        let sizes = CacheSizes {
+            video: 16,
+            audio: 8,
+        };
+        let mut t = Track::new(
+            TrackId(1),
+            PeerId(1),
+            "x".into(),
+            RTCRtpReceiverId::default(),
+            MediaKind::Video,
+            RTCRtpCodec::default(),
+            1,
+            "q".into(),
+            Instant::now(),
+            sizes,
+        );
+        let h = t.add_layer("h".into(), 2);
+        for layer in [0, h] {
+            for seq in 0..20u16 {
+                let mut packet = rtc::rtp::packet::Packet::default();
+                packet.header.sequence_number = seq;
+                t.layers[layer].cache.insert(&packet);
+            }
+            assert!(t.layers[layer].cache.get(3).is_none(), "16 kept, not 20");
+            assert!(t.layers[layer].cache.get(4).is_some());
+        }
     }
 
     #[test]
