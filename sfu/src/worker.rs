@@ -137,9 +137,9 @@ pub(crate) enum Command {
         max_level: Option<usize>,
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
-    Viewer {
+    HttpSession {
         peer: PeerId,
-        choice: Option<String>,
+        viewer: Option<Option<String>>,
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
 }
@@ -159,7 +159,7 @@ impl Command {
             | Command::SetMuted { peer, .. }
             | Command::Broadcast { peer, .. }
             | Command::VideoPreference { peer, .. }
-            | Command::Viewer { peer, .. } => Suspect::Peer(*peer),
+            | Command::HttpSession { peer, .. } => Suspect::Peer(*peer),
             Command::Join { .. }
             | Command::Snapshot { .. }
             | Command::Rooms { .. }
@@ -411,18 +411,20 @@ impl WorkerHandle {
             .await??)
     }
 
-    /// Makes a participant that has not offered yet a viewer (WHEP): it
+    /// Makes a participant that has not offered yet a WHIP or WHEP session:
+    /// kept alive by any authenticated traffic, not by STUN alone
+    /// (`core/media_consent.rs`); with `viewer`, a viewer (WHEP) that
     /// receives on the sections it offers, fed by the participant named
-    /// `choice` (a display name or `p<n>` id) or by the active speaker.
-    pub async fn make_viewer(
+    /// in it (a display name or `p<n>` id) or by the active speaker.
+    pub async fn http_session(
         &self,
         peer: PeerId,
-        choice: Option<String>,
+        viewer: Option<Option<String>>,
     ) -> Result<(), WorkerError> {
         Ok(self
-            .request(|reply| Command::Viewer {
+            .request(|reply| Command::HttpSession {
                 peer,
-                choice,
+                viewer,
                 reply,
             })
             .await??)

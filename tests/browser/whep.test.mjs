@@ -75,8 +75,11 @@ function play(identity, token, query = '') {
   );
   for (const stream of [player.proc.stdout, player.proc.stderr]) {
     stream.setEncoding('utf8');
+    let partial = '';
     stream.on('data', (chunk) => {
-      for (const line of chunk.split('\n')) {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop();
+      for (const line of parts) {
         if (!line.trim()) continue;
         player.lines.push(line);
         const m = /^FRAMES video=(\d+) audio=(\d+)/.exec(line);

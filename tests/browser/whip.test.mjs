@@ -5,6 +5,10 @@
 // participant in the same room, on our web client, decodes that video;
 // DELETE on the session's Location removes the publisher from the room
 // (the page's tile and the admin API) within 2 s; a second DELETE is 404.
+// webrtcbin sends no STUN once connected, yet stays past the consent
+// timeout (3 s here): authenticated media keeps a WHIP session alive. A
+// publisher that dies without DELETE (SIGKILL) is removed by that timeout
+// and its session freed.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -36,7 +40,7 @@ let server;
 let browser;
 let gst;
 const people = {};
-const gstLines = [];
+let gstLines = [];
 
 /** The rooms as the admin API lists them. */
 async function rooms() {
@@ -77,7 +81,10 @@ describe('WHIP: GStreamer publishes, Chromium watches', { skip: !existsSync(PYTH
   let location;
 
   before(async () => {
-    server = await startServer({ udpPort: await freeUdpPort(), extraArgs: ['--admin-token', ADMIN] });
+    server = await startServer({
+      udpPort: await freeUdpPort(),
+      extraArgs: ['--admin-token', ADMIN, '--consent-timeout-secs', '3'],
+    });
     browser = await launchBrowser();
   });
 
@@ -95,15 +102,25 @@ describe('WHIP: GStreamer publishes, Chromium watches', { skip: !existsSync(PYTH
     });
   });
 
-  step('GStreamer webrtcbin publishes VP8 and Opus over WHIP', async () => {
-    token = await mint(PUBLISHER, { canPublish: true, roomCreate: true });
-    gst = spawn(PYTHON, [SCRIPT, `${server.url}/whip/${ROOM}`, token], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Starts the GStreamer publisher; its output goes to `gstLines`. */
+  function publish(args = []) {
+    gstLines = [];
+    gst = spawn(PYTHON, [SCRIPT, `${server.url}/whip/${ROOM}`, token, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = gstLines;
     for (const stream of [gst.stdout, gst.stderr]) {
       stream.setEncoding('utf8');
+      let partial = '';
       stream.on('data', (chunk) => {
-        for (const line of chunk.split('\n')) if (line.trim() && !line.includes('CRITICAL')) gstLines.push(line);
+        const parts = (partial + chunk).split('\n');
+        partial = parts.pop();
+        for (const line of parts) if (line.trim() && !line.includes('CRITICAL')) lines.push(line);
       });
     }
+  }
+
+  step('GStreamer webrtcbin publishes VP8 and Opus over WHIP', async () => {
+    token = await mint(PUBLISHER, { canPublish: true, roomCreate: true });
+    publish();
     await waitFor(async () => ({ ok: gstLine('CONNECTED') }), {
       timeoutMs: 20_000,
       describe: () => `publisher output: ${gstLines.join(' | ')}`,
@@ -135,6 +152,15 @@ describe('WHIP: GStreamer publishes, Chromium watches', { skip: !existsSync(PYTH
     assert.deepEqual(kinds, ['audio', 'video'], JSON.stringify(publisher));
   });
 
+  step('the publisher stays past the 3 s consent timeout: webrtcbin sends no STUN, its media keeps it', async () => {
+    const page = people.viewer.page;
+    const before = await framesDecoded(page);
+    await sleep(4_000);
+    assert.ok((await participantNames(ROOM)).includes(PUBLISHER), 'still in the room');
+    const after = await framesDecoded(page);
+    assert.ok(after > before + 40, `still decoding (${before} -> ${after})`);
+  });
+
   step('DELETE removes the publisher from the room within 2 s', async () => {
     const started = Date.now();
     const res = await fetch(location, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } });
@@ -157,5 +183,31 @@ describe('WHIP: GStreamer publishes, Chromium watches', { skip: !existsSync(PYTH
     assert.equal(metricValue(metrics, 'sfu_whip_rejections_total', 'endpoint="whip",status="404"'), 1);
     gst.kill('SIGTERM');
     await sleep(200);
+  });
+
+  step('a publisher killed without DELETE is removed by the consent timeout', async () => {
+    publish(['--no-delete']);
+    await waitFor(async () => ({ ok: gstLine('CONNECTED') }), {
+      timeoutMs: 20_000,
+      describe: () => `publisher output: ${gstLines.join(' | ')}`,
+    });
+    const page = people.viewer.page;
+    await waitFor(async () => ({ ok: (await remoteTileNames(page)).includes(PUBLISHER) }), {
+      timeoutMs: 10_000,
+      describe: async () => `tiles: ${await remoteTileNames(page)}`,
+    });
+    const killed = Date.now();
+    gst.kill('SIGKILL');
+    await waitFor(async () => ({ ok: !(await participantNames(ROOM)).includes(PUBLISHER) }), {
+      timeoutMs: 10_000,
+      describe: () => 'the killed publisher is still in the room',
+    });
+    console.log(`killed publisher removed after ${Date.now() - killed} ms (consent timeout 3 s)`);
+    const metrics = await fetchMetrics(server.url);
+    assert.equal(metricValue(metrics, 'sfu_whip_sessions', 'endpoint="whip"'), 0);
+    assert.equal(metricValue(metrics, 'sfu_whip_sessions_ended_total', 'endpoint="whip",reason="connection_lost"'), 1);
+    const location = gstLine('LOCATION').split(' ')[1];
+    const res = await fetch(location, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 404, 'the session is gone');
   });
 });

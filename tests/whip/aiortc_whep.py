@@ -26,7 +26,9 @@ aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
 def log(*args):
-    print(*args, flush=True)
+    # One write per line: the tests read these lines from a pipe.
+    sys.stdout.write(" ".join(str(a) for a in args) + "\n")
+    sys.stdout.flush()
 
 
 def http(method, url, token, body=None, content_type=None):

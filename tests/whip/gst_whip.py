@@ -39,7 +39,9 @@ PIPELINE = (
 
 
 def log(*args):
-    print(*args, flush=True)
+    # One write per line: the tests read these lines from a pipe.
+    sys.stdout.write(" ".join(str(a) for a in args) + "\n")
+    sys.stdout.flush()
 
 
 class Publisher:

@@ -95,7 +95,10 @@ impl Core {
             return;
         }
         let media = rtcp_count::classify(&data) == rtcp_count::DatagramKind::Media;
+        // A check names its receiver; indications and responses prove less.
+        let stun_request = stun && demux::stun_local_ufrag(&data).is_some();
         let yielded = self.rtp_yielded;
+        let rtcp_yielded = self.rtcp_yielded;
         let input = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -122,6 +125,13 @@ impl Core {
             // A check from a new address that the ICE agent did not answer:
             // its MESSAGE-INTEGRITY (or USERNAME) did not check out.
             self.counters.drop_inbound(InboundDrop::Rejected);
+        }
+        // Liveness under media consent: a STUN check `rtc` accepted, RTP
+        // it decrypted or RTCP it delivered.
+        if !rejected
+            && (stun_request || self.rtp_yielded != yielded || self.rtcp_yielded != rtcp_yielded)
+        {
+            self.note_inbound(now, peer_id);
         }
         if media && !rejected && self.rtp_yielded == yielded {
             // SRTP that `rtc` discarded without an error: a replay, a

@@ -24,6 +24,7 @@ mod ingress;
 pub mod keyframe;
 pub mod layers;
 mod media;
+mod media_consent;
 mod membership;
 pub mod nack_cache;
 mod negotiation;
@@ -357,6 +358,8 @@ pub struct Core {
     /// RTP packets `rtc` has handed over (wrapping): a media datagram that
     /// does not move it was discarded inside `rtc`.
     rtp_yielded: u32,
+    /// RTCP messages `rtc` has handed over (wrapping), likewise.
+    rtcp_yielded: u32,
 }
 
 impl Core {
@@ -383,6 +386,7 @@ impl Core {
             ingress: None,
             wall_clock: reports::WallClock::new(now),
             rtp_yielded: 0,
+            rtcp_yielded: 0,
         }
     }
 
@@ -420,6 +424,7 @@ impl Core {
                 tracing::debug!(expired, "stale addresses unpinned");
             }
             self.sample_quality(now);
+            self.expire_media_consent(now);
             self.next_sample = now + quality::SAMPLE_INTERVAL;
         }
         if now >= self.next_speaker_check {
@@ -537,6 +542,7 @@ impl Core {
                     self.on_rtp(now, id, &track_id, packet)
                 }
                 RTCMessage::RtcpPacket(track_id, packets) => {
+                    self.rtcp_yielded = self.rtcp_yielded.wrapping_add(1);
                     self.on_rtcp(now, id, &track_id, &packets)
                 }
                 _ => {}
@@ -601,7 +607,14 @@ impl Core {
             }
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                 tracing::debug!(peer = %id, %state, "connection state");
-                if matches!(state, RTCPeerConnectionState::Connected) {
+                // Under media consent, `rtc` calls a client that sends no
+                // STUN disconnected and then connected again at its next
+                // check: that is no new connection.
+                let again = self
+                    .peers
+                    .get(&id)
+                    .is_some_and(|p| p.media_consent && p.connected);
+                if matches!(state, RTCPeerConnectionState::Connected) && !again {
                     self.on_connected(now, id);
                 }
                 if matches!(state, RTCPeerConnectionState::Failed) {

@@ -71,6 +71,11 @@ pub struct Peer {
     /// Set for a viewer (WHEP): it receives on the sections it offered and
     /// is never sent an offer (`viewer.rs`).
     pub viewer: Option<super::viewer::Viewer>,
+    /// Kept alive by any authenticated traffic, not by STUN alone
+    /// (`media_consent.rs`; WHIP and WHEP clients).
+    pub media_consent: bool,
+    /// When something authenticated last arrived from it.
+    pub last_inbound: Instant,
 }
 
 impl Peer {
@@ -110,6 +115,8 @@ impl Peer {
             server_hello_sent: false,
             inbound: super::rate_limit::InboundLimiter::default(),
             viewer: None,
+            media_consent: false,
+            last_inbound: now,
         }
     }
 }

@@ -355,12 +355,12 @@ fn handle_command(
         } => {
             let _ = reply.send(core.set_video_preference(now, peer, track, max_level));
         }
-        Command::Viewer {
+        Command::HttpSession {
             peer,
-            choice,
+            viewer,
             reply,
         } => {
-            let _ = reply.send(core.make_viewer(peer, choice));
+            let _ = reply.send(core.http_session(now, peer, viewer));
         }
     }
 }

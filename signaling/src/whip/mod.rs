@@ -593,8 +593,8 @@ async fn create_inner(
     }
 }
 
-/// Makes a viewer of a WHEP Peer, hands the offer to the Worker and waits
-/// for its answer.
+/// Sets the Peer up as a WHIP or WHEP session (a viewer for WHEP), hands
+/// the offer to the Worker and waits for its answer.
 async fn negotiate(
     state: &Arc<AppState>,
     endpoint: Endpoint,
@@ -602,17 +602,17 @@ async fn negotiate(
     query: Option<WhepQuery>,
     offer: String,
 ) -> Result<String, HttpError> {
-    if endpoint == Endpoint::Whep {
-        let choice = query
+    let viewer = (endpoint == Endpoint::Whep).then(|| {
+        query
             .and_then(|q| q.participant)
             .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty());
-        state
-            .worker
-            .make_viewer(resource.peer, choice)
-            .await
-            .map_err(worker_error)?;
-    }
+            .filter(|p| !p.is_empty())
+    });
+    state
+        .worker
+        .http_session(resource.peer, viewer)
+        .await
+        .map_err(worker_error)?;
     let answer = resource.expect_answer();
     state
         .worker
