@@ -47,7 +47,8 @@ pub mod subscription;
 pub mod track;
 pub mod viewer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -329,12 +330,42 @@ pub enum CoreError {
     Rtc(String),
 }
 
+/// A map keyed by the core's own ids ([`PeerId`], [`TrackId`]).
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Hashes the core's own sequential ids with one multiply (as FxHash does).
+/// The core assigns them; nobody outside chooses them, so SipHash's
+/// protection against chosen keys buys nothing, and the packet path looks
+/// Peers up several times per subscriber per packet.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl IdHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(Self::K);
+    }
+}
+
 /// The state of one Worker's rooms.
 pub struct Core {
     config: CoreConfig,
-    peers: HashMap<PeerId, Peer>,
+    peers: IdMap<PeerId, Peer>,
     rooms: HashMap<String, Room>,
-    tracks: HashMap<TrackId, Track>,
+    tracks: IdMap<TrackId, Track>,
     by_ufrag: HashMap<String, PeerId>,
     routes: Routes,
     next_peer: u64,
@@ -358,6 +389,15 @@ pub struct Core {
     /// RTP packets `rtc` has handed over (wrapping): a media datagram that
     /// does not move it was discarded inside `rtc`.
     rtp_yielded: u32,
+    /// Every Peer's next `rtc` timer, earliest first, so that the driver's
+    /// question "when next?" (once per loop turn) does not ask each of
+    /// hundreds of connections. An entry whose Peer is gone, or whose
+    /// `Peer::timer` differs, is stale and skipped when it comes due.
+    timers: BTreeSet<(Instant, PeerId)>,
+    /// Draining forwarded media only: a subscriber that was just written
+    /// RTP keeps its timer (sending does not bring `rtc`'s timers
+    /// forward), so asking `rtc` again per packet is skipped.
+    fanout_flush: bool,
     /// RTCP messages `rtc` has handed over (wrapping), likewise.
     rtcp_yielded: u32,
 }
@@ -367,9 +407,9 @@ impl Core {
     pub fn new(config: CoreConfig, now: Instant) -> Self {
         Self {
             config,
-            peers: HashMap::new(),
+            peers: IdMap::default(),
             rooms: HashMap::new(),
-            tracks: HashMap::new(),
+            tracks: IdMap::default(),
             by_ufrag: HashMap::new(),
             routes: Routes::default(),
             next_peer: 1,
@@ -386,6 +426,8 @@ impl Core {
             ingress: None,
             wall_clock: reports::WallClock::new(now),
             rtp_yielded: 0,
+            timers: BTreeSet::new(),
+            fanout_flush: false,
             rtcp_yielded: 0,
         }
     }
@@ -408,17 +450,42 @@ impl Core {
         self.outputs.pop_front()
     }
 
-    /// When [`Core::handle_timeout`] must be called next.
+    /// When [`Core::handle_timeout`] must be called next: the earliest
+    /// Peer timer, or the core's own sampling round while anyone is there.
+    /// Cheap (no Peer is visited): the driver asks on every loop turn.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.peers
-            .values_mut()
-            .filter_map(|p| p.pc.poll_timeout())
-            .min()
+        let peer = self.timers.first().map(|(t, _)| *t);
+        let own = (!self.peers.is_empty()).then_some(self.next_sample);
+        peer.into_iter().chain(own).min()
+    }
+
+    /// Asks `rtc` when Peer `id`'s connection next needs
+    /// `handle_timeout`, and files it in `timers`.
+    fn refresh_timer(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let next = peer.pc.poll_timeout();
+        if next != peer.timer {
+            if let Some(old) = peer.timer {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = next {
+                self.timers.insert((new, id));
+            }
+            peer.timer = next;
+        }
     }
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_sample {
+            // Every Peer's timer asked afresh: a timer that moved without a
+            // drain (a command on its connection) is found here at the latest.
+            let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+            for id in ids {
+                self.refresh_timer(id);
+            }
             let expired = self.routes.expire(now);
             if expired > 0 {
                 tracing::debug!(expired, "stale addresses unpinned");
@@ -435,11 +502,20 @@ impl Core {
             self.layer_round(now);
             self.next_layer_round = now + simulcast::LAYER_INTERVAL;
         }
-        let due: Vec<PeerId> = self
-            .peers
-            .iter_mut()
-            .filter_map(|(id, p)| p.pc.poll_timeout().is_some_and(|t| t <= now).then_some(*id))
-            .collect();
+        let mut due = Vec::new();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if peer.timer == Some(at) {
+                    // Asked again after its drain below.
+                    peer.timer = None;
+                    due.push(id);
+                }
+            }
+        }
         for id in due {
             if let Some(peer) = self.peers.get_mut(&id) {
                 if let Err(err) = peer.pc.handle_timeout(now) {
@@ -517,12 +593,16 @@ impl Core {
 
     /// Drains every Peer whose connection has pending output.
     fn flush(&mut self, now: Instant) {
+        // While a datagram is handled, the Peers drained here are the ones
+        // it made the core write to (its own connection was drained first).
+        self.fanout_flush = self.ingress.is_some();
         while let Some(id) = self.dirty.pop() {
             if let Some(peer) = self.peers.get_mut(&id) {
                 peer.dirty = false;
             }
             let _ = self.drain(now, id, None);
         }
+        self.fanout_flush = false;
     }
 
     /// Takes everything one Peer's connection has produced: application
@@ -586,6 +666,9 @@ impl Core {
         if let (true, Some(key)) = (pinned, pin) {
             self.routes.pin(key, id, now);
             tracing::debug!(peer = %id, protocol = ?key.0, addr = %key.1, "address pinned");
+        }
+        if !self.fanout_flush {
+            self.refresh_timer(id);
         }
         pinned
     }

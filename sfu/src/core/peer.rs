@@ -71,6 +71,9 @@ pub struct Peer {
     /// Set for a viewer (WHEP): it receives on the sections it offered and
     /// is never sent an offer (`viewer.rs`).
     pub viewer: Option<super::viewer::Viewer>,
+    /// When its connection's next timer is due, as last asked of `rtc`
+    /// (the core's timer set holds the same instant).
+    pub timer: Option<Instant>,
     /// Kept alive by any authenticated traffic, not by STUN alone
     /// (`media_consent.rs`; WHIP and WHEP clients).
     pub media_consent: bool,
@@ -115,6 +118,7 @@ impl Peer {
             server_hello_sent: false,
             inbound: super::rate_limit::InboundLimiter::default(),
             viewer: None,
+            timer: None,
             media_consent: false,
             last_inbound: now,
         }
