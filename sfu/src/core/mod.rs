@@ -395,8 +395,11 @@ pub struct Core {
     /// `Peer::timer` differs, is stale and skipped when it comes due.
     timers: BTreeSet<(Instant, PeerId)>,
     /// Draining forwarded media only: a subscriber that was just written
-    /// RTP keeps its timer (sending does not bring `rtc`'s timers
-    /// forward), so asking `rtc` again per packet is skipped.
+    /// RTP is not asked for its timer again, once per packet. Writing RTP
+    /// moves no `rtc` timer forward except the sender-report timer, armed
+    /// by a stream's first packet; that one is picked up at the
+    /// subscriber's next inbound datagram (receiver reports, TWCC feedback
+    /// and consent checks come every few hundred ms) or sampling round.
     fanout_flush: bool,
     /// RTCP messages `rtc` has handed over (wrapping), likewise.
     rtcp_yielded: u32,
