@@ -30,7 +30,8 @@ pub enum DropReason {
     /// The publisher muted the Track.
     Muted,
     /// A NACKed packet is no longer in the Track's cache (or was never
-    /// sent to this subscriber).
+    /// sent to this subscriber), or the subscriber's pacing queue is behind
+    /// (a resend would only be dropped there in turn).
     TooLateForRetransmission,
     /// A video subscription is waiting for its first keyframe.
     AwaitingKeyframe,
@@ -46,11 +47,14 @@ pub enum DropReason {
     /// layer, so its video is paused and its audio goes on (counted per
     /// packet of the lowest layer).
     Congested,
+    /// Sent, then dropped from the subscriber's pacing queue: its downlink
+    /// could not keep up (`pacer.rs`; oldest video first, audio last).
+    QueueFull,
 }
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
@@ -63,6 +67,7 @@ impl DropReason {
         DropReason::NoSubscriber,
         DropReason::Padding,
         DropReason::Congested,
+        DropReason::QueueFull,
     ];
 
     /// A stable label for metrics and logs.
@@ -80,6 +85,7 @@ impl DropReason {
             DropReason::NoSubscriber => "no_subscriber",
             DropReason::Padding => "padding",
             DropReason::Congested => "congested",
+            DropReason::QueueFull => "queue_full",
         }
     }
 }

@@ -296,6 +296,16 @@ impl Core {
         else {
             return;
         };
+        if peer.pacer.queued() > 0 {
+            // Its downlink is already behind: a resend would only queue
+            // behind what it cannot take, and be dropped in turn.
+            for pair in &nack.nacks {
+                for _ in *pair {
+                    counters.drop(DropReason::TooLateForRetransmission);
+                }
+            }
+            return;
+        }
         let mut sent = false;
         for pair in &nack.nacks {
             for out_seq in *pair {

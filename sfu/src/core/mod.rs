@@ -28,6 +28,7 @@ mod media_consent;
 mod membership;
 pub mod nack_cache;
 mod negotiation;
+pub mod pacer;
 pub mod peer;
 pub mod peer_config;
 mod permissions;
@@ -94,6 +95,10 @@ pub struct CoreConfig {
     pub inbound_limits: rate_limit::InboundLimits,
     /// Packets each Track keeps to answer subscribers' NACKs.
     pub cache_sizes: track::CacheSizes,
+    /// The SRTP protection profiles a client may choose from
+    /// ([`peer_config::DEFAULT_SRTP_PROFILES`]: AES-128-GCM only). `rtc`
+    /// takes the first of the client's list that is also here.
+    pub srtp_profiles: Vec<rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile>,
 }
 
 /// How long a silent client keeps its Peer by default.
@@ -110,6 +115,7 @@ impl CoreConfig {
             count_rtcp: true,
             inbound_limits: rate_limit::InboundLimits::default(),
             cache_sizes: track::CacheSizes::default(),
+            srtp_profiles: peer_config::DEFAULT_SRTP_PROFILES.to_vec(),
         }
     }
 
@@ -403,6 +409,8 @@ pub struct Core {
     fanout_flush: bool,
     /// RTCP messages `rtc` has handed over (wrapping), likewise.
     rtcp_yielded: u32,
+    /// Peers with media waiting in their pacer.
+    paced: Vec<PeerId>,
 }
 
 impl Core {
@@ -432,6 +440,7 @@ impl Core {
             timers: BTreeSet::new(),
             fanout_flush: false,
             rtcp_yielded: 0,
+            paced: Vec::new(),
         }
     }
 
@@ -459,7 +468,10 @@ impl Core {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let peer = self.timers.first().map(|(t, _)| *t);
         let own = (!self.peers.is_empty()).then_some(self.next_sample);
-        peer.into_iter().chain(own).min()
+        peer.into_iter()
+            .chain(own)
+            .chain(self.next_paced_release())
+            .min()
     }
 
     /// Asks `rtc` when Peer `id`'s connection next needs
@@ -482,6 +494,7 @@ impl Core {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.release_paced(now);
         if now >= self.next_sample {
             // Every Peer's timer asked afresh: a timer that moved without a
             // drain (a command on its connection) is found here at the latest.
@@ -644,6 +657,7 @@ impl Core {
             return false;
         };
         let mut pinned = false;
+        let mut dropped = 0;
         while let Some(out) = peer.pc.poll_write() {
             if !peer.server_hello_sent && dtls_guard::is_server_hello(&out.message) {
                 peer.server_hello_sent = true;
@@ -658,14 +672,26 @@ impl Core {
             } else {
                 rtcp_count::classify(&out.message) == rtcp_count::DatagramKind::Media
             };
-            self.transmits.push_back(Transmit {
+            let transmit = Transmit {
                 destination,
                 protocol,
                 data: out.message,
                 received_at: self.ingress,
                 media,
-            });
+            };
+            if media {
+                let subscriptions = &peer.subscriptions;
+                dropped += peer.pacer.offer(
+                    now,
+                    transmit,
+                    |data| pacer::media_of(subscriptions, data),
+                    &mut self.transmits,
+                );
+            } else {
+                self.transmits.push_back(transmit);
+            }
         }
+        self.after_pacing(now, id, dropped);
         if let (true, Some(key)) = (pinned, pin) {
             self.routes.pin(key, id, now);
             tracing::debug!(peer = %id, protocol = ?key.0, addr = %key.1, "address pinned");

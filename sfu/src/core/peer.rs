@@ -79,6 +79,8 @@ pub struct Peer {
     pub media_consent: bool,
     /// When something authenticated last arrived from it.
     pub last_inbound: Instant,
+    /// Holds its outgoing media to what its downlink carries (`pacer.rs`).
+    pub pacer: super::pacer::Pacer,
 }
 
 impl Peer {
@@ -121,6 +123,7 @@ impl Peer {
             timer: None,
             media_consent: false,
             last_inbound: now,
+            pacer: super::pacer::Pacer::default(),
         }
     }
 }
