@@ -32,8 +32,14 @@ impl Core {
         // Nobody has seen the old password: a fresh one goes with the
         // rebuilt connection; the ufrag (the demultiplexer's key) stays.
         let pwd = rtc::ice::rand::generate_pwd();
-        peer.pc = build_peer_connection(now, &peer.ufrag, &pwd, ICE_TIMEOUT)
-            .map_err(|e| CoreError::Rtc(e.to_string()))?;
+        peer.pc = build_peer_connection(
+            now,
+            &peer.ufrag,
+            &pwd,
+            ICE_TIMEOUT,
+            &self.config.srtp_profiles,
+        )
+        .map_err(|e| CoreError::Rtc(e.to_string()))?;
         peer.media_consent = true;
         peer.last_inbound = now;
         Ok(())

@@ -50,8 +50,14 @@ impl Core {
         if self.by_ufrag.contains_key(&ufrag) {
             return Err(CoreError::Rtc("ufrag in use".to_owned()));
         }
-        let pc = build_peer_connection(now, &ufrag, &pwd, self.config.consent_timeout)
-            .map_err(|e| CoreError::Rtc(e.to_string()))?;
+        let pc = build_peer_connection(
+            now,
+            &ufrag,
+            &pwd,
+            self.config.consent_timeout,
+            &self.config.srtp_profiles,
+        )
+        .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
 

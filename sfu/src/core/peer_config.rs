@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{
@@ -62,15 +63,30 @@ pub const MAX_NACKS_PER_PACKET: u16 = 4;
 /// estimate falling and a free one as it holding or rising.
 pub const INITIAL_BANDWIDTH_ESTIMATE: f64 = 1_000_000.0;
 
+/// The SRTP protection profiles the SFU accepts by default: AEAD AES-128-GCM
+/// only. It costs about a quarter of AES-CM-128 with HMAC-SHA1-80 per packet
+/// (BENCHMARKS.md, "SRTP profile"). `rtc`'s DTLS server takes the first
+/// profile in the *client's* list that it also supports, and Chrome lists
+/// `SRTP_AES128_CM_SHA1_80` before the GCM profiles (libwebrtc negotiates
+/// GCM only with a peer that lacks AES-CM), so accepting AES-CM as well
+/// would mean AES-CM with every Chromium-based browser. Chrome, Firefox,
+/// Safari and `webrtc-rs` all offer AES-128-GCM. A client that offers no
+/// GCM profile fails its DTLS handshake (`CoreConfig::srtp_profiles` adds
+/// AES-CM back for such clients).
+pub const DEFAULT_SRTP_PROFILES: [SrtpProtectionProfile; 1] =
+    [SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm];
+
 /// Builds the `rtc` connection of one Peer.
 ///
 /// `ufrag` and `pwd` are the SFU side's ICE credentials; the ufrag is what the
-/// UDP demultiplexer routes STUN by.
+/// UDP demultiplexer routes STUN by. `srtp_profiles` are the SRTP protection
+/// profiles accepted (empty: `rtc`'s default list).
 pub fn build_peer_connection(
     now: Instant,
     ufrag: &str,
     pwd: &str,
     consent_timeout: Duration,
+    srtp_profiles: &[SrtpProtectionProfile],
 ) -> Result<RTCPeerConnection, RtcError> {
     let (disconnected, failed) = ice_timeouts(consent_timeout);
     let mut media_engine = MediaEngine::default();
@@ -124,6 +140,7 @@ pub fn build_peer_connection(
         .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_srtp_protection_profiles(srtp_profiles.to_vec())
         .with_ice_timeouts(
             Some(disconnected),
             Some(failed),
