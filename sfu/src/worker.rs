@@ -137,10 +137,13 @@ pub(crate) enum Command {
         max_level: Option<usize>,
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
-    HttpSession {
-        peer: PeerId,
+    JoinSession {
+        room: String,
+        name: String,
+        permissions: Permissions,
         viewer: Option<Option<String>>,
-        reply: oneshot::Sender<Result<(), CoreError>>,
+        signals: mpsc::Sender<Signal>,
+        reply: oneshot::Sender<Result<Joined, CoreError>>,
     },
 }
 
@@ -158,9 +161,9 @@ impl Command {
             | Command::Kick { peer, .. }
             | Command::SetMuted { peer, .. }
             | Command::Broadcast { peer, .. }
-            | Command::VideoPreference { peer, .. }
-            | Command::HttpSession { peer, .. } => Suspect::Peer(*peer),
+            | Command::VideoPreference { peer, .. } => Suspect::Peer(*peer),
             Command::Join { .. }
+            | Command::JoinSession { .. }
             | Command::Snapshot { .. }
             | Command::Rooms { .. }
             | Command::CloseRoom { .. } => Suspect::Nobody,
@@ -411,23 +414,30 @@ impl WorkerHandle {
             .await??)
     }
 
-    /// Makes a participant that has not offered yet a WHIP or WHEP session:
-    /// kept alive by any authenticated traffic, not by STUN alone
-    /// (`core/media_consent.rs`); with `viewer`, a viewer (WHEP) that
-    /// receives on the sections it offers, fed by the participant named
-    /// in it (a display name or `p<n>` id) or by the active speaker.
-    pub async fn http_session(
+    /// Joins a WHIP or WHEP session: kept alive by any authenticated
+    /// traffic, not by STUN alone (`core/media_consent.rs`); with `viewer`,
+    /// a viewer (WHEP), hidden from the room, that receives on the sections
+    /// it offers, fed by the participant named in it (a display name or
+    /// `p<n>` id) or by the active speaker.
+    pub async fn join_session(
         &self,
-        peer: PeerId,
+        room: String,
+        name: String,
+        permissions: Permissions,
         viewer: Option<Option<String>>,
-    ) -> Result<(), WorkerError> {
-        Ok(self
-            .request(|reply| Command::HttpSession {
-                peer,
+    ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
+        let (signals, rx) = mpsc::channel(SIGNAL_QUEUE);
+        let joined = self
+            .request(|reply| Command::JoinSession {
+                room,
+                name,
+                permissions,
                 viewer,
+                signals,
                 reply,
             })
-            .await??)
+            .await??;
+        Ok((joined, rx))
     }
 
     /// Removes every participant of a room; returns how many.

@@ -6,7 +6,8 @@
 // when the participant it watches leaves, its sections are fed by another
 // participant and, for a player that chose one (?participant=), by the
 // chosen one again when it comes back, all without renegotiation. DELETE
-// frees the player's Subscriptions (the sfu_subscriptions gauge).
+// frees the player's Subscriptions (the sfu_subscriptions gauge). Players
+// are hidden: the participants' pages show no tile for them.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import {
   joinCall,
   launchBrowser,
   metricValue,
+  remoteTileNames,
   repoRoot,
   scenario,
   sleep,
@@ -140,6 +142,9 @@ describe('WHEP: aiortc plays the room', { skip: !existsSync(PYTHON) && `no aiort
     assert.ok(player.location?.includes(`/whep/${ROOM}/`), player.lines.join('\n'));
     const p = await participant('player');
     assert.equal(p.subscriptions, 2, 'one audio and one video Subscription');
+    // A viewer is not a participant the others see (the admin API lists it).
+    assert.deepEqual(await remoteTileNames(people.alice.page), ['bob']);
+    assert.deepEqual(await remoteTileNames(people.bob.page), ['alice']);
   });
 
   step('when the watched participant leaves, the player is fed by the other without renegotiation', async () => {

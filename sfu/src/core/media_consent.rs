@@ -14,51 +14,36 @@
 use std::time::{Duration, Instant};
 
 use super::ids::PeerId;
-use super::peer_config::build_peer_connection;
-use super::{Core, CoreError, LeaveReason, Signal};
+use super::{Core, CoreError, Joined, LeaveReason, Permissions, Signal};
 
 /// `rtc`'s own ICE timeouts for a Peer under media consent: never.
 const ICE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Core {
-    /// Puts Peer `id` (before its first offer) under media consent: it is
-    /// removed when nothing authenticated has arrived from it for the
-    /// consent timeout, not when its client stops sending STUN.
-    pub fn use_media_consent(&mut self, now: Instant, id: PeerId) -> Result<(), CoreError> {
-        let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
-        if peer.negotiated_once {
-            return Err(CoreError::Rtc("already negotiated".to_owned()));
-        }
-        // Nobody has seen the old password: a fresh one goes with the
-        // rebuilt connection; the ufrag (the demultiplexer's key) stays.
-        let pwd = rtc::ice::rand::generate_pwd();
-        peer.pc = build_peer_connection(
-            now,
-            &peer.ufrag,
-            &pwd,
-            ICE_TIMEOUT,
-            &self.config.srtp_profiles,
-        )
-        .map_err(|e| CoreError::Rtc(e.to_string()))?;
-        peer.media_consent = true;
-        peer.last_inbound = now;
-        Ok(())
-    }
-
-    /// Sets up Peer `id` (before its first offer) as a WHIP or WHEP
-    /// session: under media consent, and a viewer if `viewer` is given
-    /// (with the participant it watches, if any).
-    pub fn http_session(
+    /// Adds a WHIP or WHEP session to `room`: a Peer under media consent
+    /// with `permissions`; with `viewer`, a hidden viewer (WHEP) that
+    /// receives on the sections it offers, fed by the participant named in
+    /// it (a display name or `p<n>` id) or by the active speaker.
+    pub fn join_session(
         &mut self,
         now: Instant,
-        id: PeerId,
+        room: &str,
+        name: &str,
+        permissions: Permissions,
         viewer: Option<Option<String>>,
-    ) -> Result<(), CoreError> {
-        self.use_media_consent(now, id)?;
-        match viewer {
-            Some(choice) => self.make_viewer(id, choice),
-            None => Ok(()),
+    ) -> Result<Joined, CoreError> {
+        let credentials = self.fresh_credentials();
+        let joined = self.join_peer(now, room, name, credentials, ICE_TIMEOUT, viewer.is_some())?;
+        let id = joined.peer_id;
+        self.set_permissions(id, permissions);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.media_consent = true;
+            peer.last_inbound = now;
         }
+        if let Some(choice) = viewer {
+            self.make_viewer(id, choice)?;
+        }
+        Ok(joined)
     }
 
     /// Something authenticated arrived from Peer `id`.

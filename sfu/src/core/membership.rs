@@ -24,14 +24,19 @@ impl Core {
     /// Adds a participant to `room` (creating it), and tells the others.
     /// `room` and `name` are validated by the caller.
     pub fn join(&mut self, now: Instant, room: &str, name: &str) -> Result<Joined, CoreError> {
+        let (ufrag, pwd) = self.fresh_credentials();
+        self.join_with_credentials(now, room, name, ufrag, pwd)
+    }
+
+    /// ICE credentials for a new Peer, its ufrag unused.
+    pub(super) fn fresh_credentials(&self) -> (String, String) {
         let ufrag = loop {
             let candidate = rtc::ice::rand::generate_ufrag();
             if !self.by_ufrag.contains_key(&candidate) {
                 break candidate;
             }
         };
-        let pwd = rtc::ice::rand::generate_pwd();
-        self.join_with_credentials(now, room, name, ufrag, pwd)
+        (ufrag, rtc::ice::rand::generate_pwd())
     }
 
     /// [`Core::join`] with the SFU-side ICE credentials given rather than
@@ -47,17 +52,27 @@ impl Core {
         ufrag: String,
         pwd: String,
     ) -> Result<Joined, CoreError> {
+        let consent_timeout = self.config.consent_timeout;
+        self.join_peer(now, room, name, (ufrag, pwd), consent_timeout, false)
+    }
+
+    /// Adds a Peer whose `rtc` connection fails after `ice_timeout` without
+    /// STUN; a `hidden` one (a WHEP viewer) is not announced to the room
+    /// nor listed to newcomers.
+    pub(super) fn join_peer(
+        &mut self,
+        now: Instant,
+        room: &str,
+        name: &str,
+        (ufrag, pwd): (String, String),
+        ice_timeout: std::time::Duration,
+        hidden: bool,
+    ) -> Result<Joined, CoreError> {
         if self.by_ufrag.contains_key(&ufrag) {
             return Err(CoreError::Rtc("ufrag in use".to_owned()));
         }
-        let pc = build_peer_connection(
-            now,
-            &ufrag,
-            &pwd,
-            self.config.consent_timeout,
-            &self.config.srtp_profiles,
-        )
-        .map_err(|e| CoreError::Rtc(e.to_string()))?;
+        let pc = build_peer_connection(now, &ufrag, &pwd, ice_timeout, &self.config.srtp_profiles)
+            .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
 
@@ -66,6 +81,7 @@ impl Core {
         self.by_ufrag.insert(ufrag.clone(), id);
         let mut peer = Peer::new(id, name.to_owned(), room.to_owned(), ufrag, pc, now);
         peer.inbound = InboundLimiter::new(self.config.inbound_limits);
+        peer.hidden = hidden;
         self.peers.insert(id, peer);
         self.rooms
             .entry(room.to_owned())
@@ -73,7 +89,7 @@ impl Core {
             .peers
             .push(id);
         self.counters.joins += 1;
-        for member in members {
+        for member in members.into_iter().filter(|_| !hidden) {
             self.emit(
                 member,
                 Signal::ParticipantJoined {
@@ -113,6 +129,7 @@ impl Core {
         self.room_peers(room)
             .into_iter()
             .filter_map(|id| self.peers.get(&id))
+            .filter(|p| !p.hidden)
             .map(|p| Participant {
                 peer_id: p.id,
                 name: p.name.clone(),
@@ -177,7 +194,7 @@ impl Core {
             }
             None => Vec::new(),
         };
-        for member in remaining {
+        for member in remaining.into_iter().filter(|_| !peer.hidden) {
             self.emit(member, Signal::ParticipantLeft { peer_id: id });
         }
         self.counters.leave(reason);

@@ -79,6 +79,8 @@ pub struct Peer {
     pub media_consent: bool,
     /// When something authenticated last arrived from it.
     pub last_inbound: Instant,
+    /// Not announced to the room nor listed to newcomers (a WHEP viewer).
+    pub hidden: bool,
     /// Holds its outgoing media to what its downlink carries (`pacer.rs`).
     pub pacer: super::pacer::Pacer,
 }
@@ -123,6 +125,7 @@ impl Peer {
             timer: None,
             media_consent: false,
             last_inbound: now,
+            hidden: false,
             pacer: super::pacer::Pacer::default(),
         }
     }

@@ -355,12 +355,23 @@ fn handle_command(
         } => {
             let _ = reply.send(core.set_video_preference(now, peer, track, max_level));
         }
-        Command::HttpSession {
-            peer,
+        Command::JoinSession {
+            room,
+            name,
+            permissions,
             viewer,
+            signals,
             reply,
         } => {
-            let _ = reply.send(core.http_session(now, peer, viewer));
+            let result = core.join_session(now, &room, &name, permissions, viewer);
+            if let Ok(joined) = &result {
+                sessions.insert(joined.peer_id, signals);
+            }
+            if let Err(Ok(joined)) = reply.send(result) {
+                // As for Join: the client went away meanwhile.
+                let _ = core.leave(now, joined.peer_id);
+                sessions.remove(&joined.peer_id);
+            }
         }
     }
 }

@@ -547,9 +547,15 @@ async fn create_inner(
         publish: endpoint == Endpoint::Whip,
         subscribe: endpoint == Endpoint::Whep,
     };
+    let viewer = (endpoint == Endpoint::Whep).then(|| {
+        query
+            .and_then(|q| q.participant)
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+    });
     let (joined, signals) = state
         .worker
-        .join_with(room.clone(), name, permissions)
+        .join_session(room.clone(), name, permissions, viewer)
         .await
         .map_err(worker_error)?;
     let peer = joined.peer_id;
@@ -562,7 +568,7 @@ async fn create_inner(
         offer.clone(),
         slot,
     );
-    match negotiate(state, endpoint, &resource, query, offer).await {
+    match negotiate(state, &resource, offer).await {
         Ok(answer) => {
             let mut response = (
                 StatusCode::CREATED,
@@ -593,26 +599,12 @@ async fn create_inner(
     }
 }
 
-/// Sets the Peer up as a WHIP or WHEP session (a viewer for WHEP), hands
-/// the offer to the Worker and waits for its answer.
+/// Hands the offer to the Worker and waits for its answer.
 async fn negotiate(
     state: &Arc<AppState>,
-    endpoint: Endpoint,
     resource: &Arc<Resource>,
-    query: Option<WhepQuery>,
     offer: String,
 ) -> Result<String, HttpError> {
-    let viewer = (endpoint == Endpoint::Whep).then(|| {
-        query
-            .and_then(|q| q.participant)
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-    });
-    state
-        .worker
-        .http_session(resource.peer, viewer)
-        .await
-        .map_err(worker_error)?;
     let answer = resource.expect_answer();
     state
         .worker
