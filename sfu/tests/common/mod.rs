@@ -208,7 +208,12 @@ impl Sim {
     pub fn add_client_with(&mut self, name: &str, video_codec: Option<RTCRtpCodec>) -> usize {
         let publish = video_codec.is_some();
         let index = self.clients.len();
-        let addr: SocketAddr = format!("198.51.100.{}:5000", index + 10).parse().unwrap();
+        // 198.51.100.10 onwards; past .255 into 198.51.101.x (benchmarks
+        // with 1,000 clients).
+        let host = index + 10;
+        let addr: SocketAddr = format!("198.51.{}.{}:5000", 100 + host / 256, host % 256)
+            .parse()
+            .unwrap();
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
         media_engine
