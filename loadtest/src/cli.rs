@@ -122,6 +122,12 @@ pub struct Cli {
     #[arg(long, value_parser = parse_latency, allow_hyphen_values = true)]
     pub max_p99_latency: Option<Duration>,
 
+    /// Fail (exit 1) if the server used more CPU than this per forwarded
+    /// packet over the full-load window (e.g. `9us`; a bare number is
+    /// microseconds).
+    #[arg(long, value_parser = parse_cpu_per_packet, allow_hyphen_values = true)]
+    pub max_cpu_per_packet: Option<f64>,
+
     /// Fail (exit 1) if fewer peers than this joined successfully
     /// (e.g. `99%`).
     #[arg(long, value_parser = parse_percent, allow_hyphen_values = true)]
@@ -224,6 +230,20 @@ pub fn parse_latency(s: &str) -> Result<Duration, String> {
         return parse_duration(&format!("{value}ms"));
     }
     parse_duration(s)
+}
+
+/// CPU time per packet in microseconds: `9us`, `9µs`, or a bare number; > 0.
+pub fn parse_cpu_per_packet(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let number = t
+        .strip_suffix("us")
+        .or_else(|| t.strip_suffix("µs"))
+        .unwrap_or(t)
+        .trim();
+    match number.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a CPU time per packet (e.g. `9us`)")),
+    }
 }
 
 /// `1%`, `0.5%`, or a bare number meaning percent; 0–100.
@@ -345,6 +365,11 @@ mod tests {
         assert!(parse_percent("101%").is_err());
         assert!(parse_percent("-1%").is_err());
         assert!(parse_percent("1‰").is_err());
+        assert_eq!(parse_cpu_per_packet("9us"), Ok(9.0));
+        assert_eq!(parse_cpu_per_packet("2.5µs"), Ok(2.5));
+        assert_eq!(parse_cpu_per_packet("9"), Ok(9.0));
+        assert!(parse_cpu_per_packet("0").is_err());
+        assert!(parse_cpu_per_packet("9ms").is_err());
         assert_eq!(parse_latency("50ms"), Ok(Duration::from_millis(50)));
         assert_eq!(parse_latency("50"), Ok(Duration::from_millis(50)));
         assert_eq!(parse_latency("0.2s"), Ok(Duration::from_millis(200)));

@@ -350,6 +350,14 @@ fn verdicts(cli: &Cli, r: &Report) -> Vec<Verdict> {
             a <= l
         });
     }
+    if let Some(limit) = cli.max_cpu_per_packet {
+        check(
+            "max-cpu-per-packet µs",
+            limit,
+            r.server.cpu_us_per_forwarded_packet,
+            |a, l| a <= l,
+        );
+    }
     if let Some(limit) = cli.min_join_success {
         let actual = (r.peers.attempted > 0).then_some(r.peers.join_success_pct);
         check("min-join-success %", limit, actual, |a, l| a >= l);

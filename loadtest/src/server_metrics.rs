@@ -30,6 +30,88 @@ pub struct ServerSnapshot {
     pub tracks: Option<f64>,
     /// Subscriptions (`sfu_subscriptions`), if it says.
     pub subscriptions: Option<f64>,
+    /// Its forwarding-latency histogram (`sfu_forward_latency_seconds`,
+    /// datagram in to datagram out, sampled by the server): cumulative
+    /// counts at [`FORWARD_LATENCY_BOUNDS`] and at +Inf, if it says.
+    pub forward_latency: Option<[f64; FORWARD_LATENCY_BUCKETS]>,
+}
+
+/// The upper bounds (seconds) of `sfu-server`'s forwarding-latency
+/// buckets, before +Inf.
+pub const FORWARD_LATENCY_BOUNDS: [f64; FORWARD_LATENCY_BUCKETS - 1] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_2, 0.000_4, 0.000_8, 0.001_6, 0.003_2, 0.006_4, 0.012_8,
+    0.025_6, 0.051_2,
+];
+/// Its buckets, +Inf included.
+pub const FORWARD_LATENCY_BUCKETS: usize = 13;
+
+/// The cumulative bucket counts of `sfu_forward_latency_seconds`, if the
+/// exposition has every one of its buckets.
+fn forward_latency_buckets(text: &str) -> Option<[f64; FORWARD_LATENCY_BUCKETS]> {
+    let mut counts = [f64::NAN; FORWARD_LATENCY_BUCKETS];
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("sfu_forward_latency_seconds_bucket{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once('}') else {
+            continue;
+        };
+        let Some(le) = labels
+            .split(',')
+            .find_map(|l| l.trim().strip_prefix("le=\""))
+            .and_then(|l| l.strip_suffix('"'))
+        else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let index = if le == "+Inf" {
+            Some(FORWARD_LATENCY_BUCKETS - 1)
+        } else {
+            le.parse::<f64>().ok().and_then(|b| {
+                FORWARD_LATENCY_BOUNDS
+                    .iter()
+                    .position(|x| (x - b).abs() < 1e-12)
+            })
+        };
+        if let Some(i) = index {
+            counts[i] = value;
+        }
+    }
+    counts.iter().all(|c| c.is_finite()).then_some(counts)
+}
+
+/// The `q` quantile (0–1) of the observations between two readings of a
+/// cumulative histogram over `bounds` (+Inf last), interpolated linearly
+/// within its bucket as Prometheus's `histogram_quantile` does; in the
+/// +Inf bucket, the last finite bound. `None` without observations.
+pub fn histogram_quantile(bounds: &[f64], before: &[f64], after: &[f64], q: f64) -> Option<f64> {
+    let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let total = *delta.last()?;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower_bound = 0.0;
+    let mut lower_count = 0.0;
+    for (i, &count) in delta.iter().enumerate() {
+        let Some(&upper) = bounds.get(i) else {
+            return bounds.last().copied();
+        };
+        if count >= rank {
+            let in_bucket = count - lower_count;
+            let share = if in_bucket > 0.0 {
+                (rank - lower_count) / in_bucket
+            } else {
+                1.0
+            };
+            return Some(lower_bound + (upper - lower_bound) * share);
+        }
+        lower_bound = upper;
+        lower_count = count;
+    }
+    bounds.last().copied()
 }
 
 /// Where server figures come from: `sfu-server`'s Prometheus `/metrics`
@@ -121,6 +203,7 @@ fn from_prometheus(text: &str, t: f64) -> Result<ServerSnapshot, String> {
         tasks: m.get("sfu_tokio_alive_tasks").copied(),
         tracks: m.get("sfu_tracks").copied(),
         subscriptions: m.get("sfu_subscriptions").copied(),
+        forward_latency: forward_latency_buckets(text),
     })
 }
 
@@ -253,6 +336,13 @@ pub struct ServerReport {
     /// CPU cores the load generator itself used during full load (it
     /// shares the machine with the server).
     pub load_generator_cpu_cores: Option<f64>,
+    /// The server's own forwarding latency (datagram in to datagram out)
+    /// over the full-load window, from its histogram, microseconds: median.
+    pub forward_latency_p50_us: Option<f64>,
+    /// The same, 99th percentile.
+    pub forward_latency_p99_us: Option<f64>,
+    /// Observations behind them (the server samples 1 forwarded datagram in 8).
+    pub forward_latency_samples: Option<f64>,
 }
 
 /// The server's figures over a finished run's full-load window.
@@ -291,6 +381,13 @@ pub fn server_report(outcome: &RunOutcome, source: String) -> ServerReport {
             .filter(|f| *f > 0.0)
             .map(|f| cpu * 1e6 / f);
         s.cpu_us_per_forwarded_packet = forwarded.filter(|f| *f > 0.0).map(|f| cpu * 1e6 / f);
+        if let (Some(x), Some(y)) = (a.forward_latency, b.forward_latency) {
+            let q = |q| histogram_quantile(&FORWARD_LATENCY_BOUNDS, &x, &y, q).map(|v| v * 1e6);
+            s.forward_latency_p50_us = q(0.5);
+            s.forward_latency_p99_us = q(0.99);
+            s.forward_latency_samples =
+                Some(y[FORWARD_LATENCY_BUCKETS - 1] - x[FORWARD_LATENCY_BUCKETS - 1]);
+        }
         s.peers_loaded = b.peers.or_else(|| {
             outcome
                 .collector
@@ -390,5 +487,38 @@ sfu_rtp_bytes_out_total{kind=\"video\"} 99
         let s = parse_proc(stat, status, 0.0).expect("parses");
         assert_eq!(s.cpu_seconds, 4.0);
         assert_eq!(s.rss_bytes, 20_971_520.0);
+    }
+
+    fn latency_scrape(counts: [u64; FORWARD_LATENCY_BUCKETS]) -> String {
+        let mut text = String::new();
+        for (i, c) in counts.iter().enumerate() {
+            let le = FORWARD_LATENCY_BOUNDS
+                .get(i)
+                .map_or("+Inf".to_owned(), |b| b.to_string());
+            text.push_str(&format!(
+                "sfu_forward_latency_seconds_bucket{{le=\"{le}\"}} {c}\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn forwarding_latency_quantiles_come_from_the_window() {
+        // Before: 100 fast observations. In the window: 50 more at most
+        // 25 µs, 40 in (25, 50] µs, 10 in (100, 200] µs.
+        let before = forward_latency_buckets(&latency_scrape([100; 13])).expect("all buckets");
+        let after = forward_latency_buckets(&latency_scrape([
+            150, 190, 190, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
+        ]))
+        .expect("all buckets");
+        let p50 = histogram_quantile(&FORWARD_LATENCY_BOUNDS, &before, &after, 0.5).unwrap();
+        assert!((p50 - 25e-6).abs() < 1e-9, "{p50}");
+        let p99 = histogram_quantile(&FORWARD_LATENCY_BOUNDS, &before, &after, 0.99).unwrap();
+        assert!((p99 - 190e-6).abs() < 1e-9, "{p99}");
+        assert_eq!(
+            histogram_quantile(&FORWARD_LATENCY_BOUNDS, &after, &after, 0.5),
+            None
+        );
+        assert!(forward_latency_buckets("sfu_peers 1\n").is_none());
     }
 }

@@ -94,6 +94,13 @@ pub fn render(r: &Report) -> String {
         s.cpu_us_per_forwarded_packet
             .map_or("-".into(), |v| format!("{v:.1} µs"))
     );
+    if let (Some(p50), Some(p99)) = (s.forward_latency_p50_us, s.forward_latency_p99_us) {
+        let _ = writeln!(
+            w,
+            "  forwarding   p50 {p50:.0} µs  p99 {p99:.0} µs  (server histogram, datagram in to out, n={})",
+            s.forward_latency_samples.unwrap_or(0.0)
+        );
+    }
     let _ = writeln!(
         w,
         "  server RSS   {} before, {} loaded, {} after -> {} per peer ({} peers)",
