@@ -92,7 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
-        .merge(whip::routes())
+        .merge(whip::routes(state.clone()))
         .merge(
             api::routes()
                 .merge(token_api::routes())

@@ -400,6 +400,21 @@ async fn whep_answers_on_the_offered_sections() {
     assert!(answer.contains("a=ssrc:"), "{answer}");
     let location = r.header("location").unwrap().to_owned();
     assert!(location.starts_with("/whep/whep-room/"), "{location}");
+    // An ICE restart on a viewer: 200 with the server's credentials.
+    let restart = "a=ice-ufrag:ufrag9\r\na=ice-pwd:zyxwvutsrqponmlkjihgfedc\r\n";
+    let r = patch(
+        addr,
+        &location,
+        &token,
+        &[
+            ("Content-Type", "application/trickle-ice-sdpfrag"),
+            ("If-Match", "*"),
+        ],
+        restart,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("a=ice-pwd:"), "{}", r.text());
     // A WHEP session is not a WHIP one.
     let wrong = location.replace("/whep/", "/whip/");
     assert_eq!(delete(addr, &wrong, &token).await.status, 404);
@@ -531,6 +546,90 @@ async fn limits_and_draining() {
     assert_eq!(
         metric(&text, "sfu_limit_rejections_total{limit=\"sdp_size\"}"),
         Some(1.0)
+    );
+    stop_server(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_for_players_and_a_request_rate_per_address() {
+    let server = start_server_with(|c| c.max_messages_per_sec = 1).await;
+    let addr = server.http_addr;
+    let origin = format!("http://{addr}");
+    // A preflight from an allowed (here: same) origin.
+    let r = http_request(
+        addr,
+        "OPTIONS",
+        "/whep/cors-room",
+        &[
+            ("Origin", &origin),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some(origin.as_str())
+    );
+    assert!(r
+        .header("access-control-allow-methods")
+        .is_some_and(|m| m.contains("PATCH") && m.contains("DELETE")));
+    // The answer's headers are readable by the page.
+    let token = viewer_token("cors-room", "player");
+    let bearer = format!("Bearer {token}");
+    let r = http_send(
+        addr,
+        "POST",
+        "/whep/cors-room",
+        &[
+            ("Origin", &origin),
+            ("Content-Type", "application/sdp"),
+            ("Authorization", &bearer),
+        ],
+        offer("recvonly", "u1").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let exposed = r
+        .header("access-control-expose-headers")
+        .unwrap_or_default();
+    assert!(
+        exposed.contains("location") && exposed.contains("etag") && exposed.contains("link"),
+        "{exposed}"
+    );
+    // Another origin gets no CORS headers.
+    let r = http_request(
+        addr,
+        "OPTIONS",
+        "/whep/cors-room",
+        &[
+            ("Origin", "https://elsewhere.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+    )
+    .await;
+    assert!(r.header("access-control-allow-origin").is_none());
+
+    // --max-messages-per-sec 1 (bursts of 4): a quick run of requests from
+    // one address is cut off with 429 and Retry-After.
+    let unknown = "/whep/cors-room/00000000000000000000000000000000";
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(delete(addr, unknown, &token).await.status);
+    }
+    assert!(statuses.contains(&404), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let r = delete(addr, unknown, &token).await;
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    let text = metrics(addr).await;
+    assert!(rejections(&text, "whep", 429) >= 1.0);
+    assert!(
+        metric(&text, "sfu_limit_rejections_total{limit=\"message_rate\"}").unwrap_or(0.0) >= 1.0
     );
     stop_server(server).await;
 }

@@ -10,8 +10,13 @@
 //! MESSAGE-INTEGRITY checked out), RTP `rtc` decrypted, or RTCP it
 //! delivered (a viewer's receiver reports). Spoofed datagrams from its
 //! address do not count, so they cannot keep a dead session alive.
+//!
+//! A session's connection also accepts AES-CM SRTP after the configured
+//! (AES-GCM) profiles: webrtcbin offers no GCM.
 
 use std::time::{Duration, Instant};
+
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
 use super::ids::PeerId;
 use super::{Core, CoreError, Joined, LeaveReason, Permissions, Signal};
@@ -33,7 +38,7 @@ impl Core {
         viewer: Option<Option<String>>,
     ) -> Result<Joined, CoreError> {
         let credentials = self.fresh_credentials();
-        let joined = self.join_peer(now, room, name, credentials, ICE_TIMEOUT, viewer.is_some())?;
+        let joined = self.join_peer(now, room, name, credentials, Some(viewer.is_some()))?;
         let id = joined.peer_id;
         self.set_permissions(id, permissions);
         if let Some(peer) = self.peers.get_mut(&id) {
@@ -44,6 +49,22 @@ impl Core {
             self.make_viewer(id, choice)?;
         }
         Ok(joined)
+    }
+
+    /// The ICE timeout and SRTP profiles of a WHIP or WHEP session's
+    /// connection: `rtc`'s timeouts never fire (liveness is ours), and
+    /// AES-CM-128-HMAC-SHA1-80 is accepted after the configured profiles,
+    /// since GStreamer's webrtcbin (1.22, Debian 12) offers no AES-GCM and
+    /// would otherwise fail its DTLS handshake. Browsers list AES-CM first,
+    /// so a browser-based WHIP client gets AES-CM too.
+    pub(super) fn session_connection(&self) -> (Duration, Vec<SrtpProtectionProfile>) {
+        let mut profiles = self.config.srtp_profiles.clone();
+        let aes_cm = SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80;
+        // Empty means `rtc`'s own list, which has AES-CM already.
+        if !profiles.is_empty() && !profiles.contains(&aes_cm) {
+            profiles.push(aes_cm);
+        }
+        (ICE_TIMEOUT, profiles)
     }
 
     /// Something authenticated arrived from Peer `id`.

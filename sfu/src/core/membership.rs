@@ -52,26 +52,33 @@ impl Core {
         ufrag: String,
         pwd: String,
     ) -> Result<Joined, CoreError> {
-        let consent_timeout = self.config.consent_timeout;
-        self.join_peer(now, room, name, (ufrag, pwd), consent_timeout, false)
+        self.join_peer(now, room, name, (ufrag, pwd), None)
     }
 
-    /// Adds a Peer whose `rtc` connection fails after `ice_timeout` without
-    /// STUN; a `hidden` one (a WHEP viewer) is not announced to the room
-    /// nor listed to newcomers.
+    /// Adds a Peer: a participant, or a WHIP/WHEP session (`session`, with
+    /// `true` for a WHEP viewer), which `media_consent.rs` sets up (ICE
+    /// timeouts, SRTP profiles) and which, as a viewer, is hidden: not
+    /// announced to the room nor listed to newcomers.
     pub(super) fn join_peer(
         &mut self,
         now: Instant,
         room: &str,
         name: &str,
         (ufrag, pwd): (String, String),
-        ice_timeout: std::time::Duration,
-        hidden: bool,
+        session: Option<bool>,
     ) -> Result<Joined, CoreError> {
         if self.by_ufrag.contains_key(&ufrag) {
             return Err(CoreError::Rtc("ufrag in use".to_owned()));
         }
-        let pc = build_peer_connection(now, &ufrag, &pwd, ice_timeout, &self.config.srtp_profiles)
+        let (ice_timeout, srtp_profiles) = match session {
+            Some(_) => self.session_connection(),
+            None => (
+                self.config.consent_timeout,
+                self.config.srtp_profiles.clone(),
+            ),
+        };
+        let hidden = session == Some(true);
+        let pc = build_peer_connection(now, &ufrag, &pwd, ice_timeout, &srtp_profiles)
             .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;

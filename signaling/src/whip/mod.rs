@@ -18,21 +18,23 @@
 //! `sfu_whip_rejections_total{endpoint,status}`.
 
 mod resource;
+mod routes;
 pub mod sdp;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{options, post};
-use axum::Router;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry as Prometheus};
 use sfu::core::{CoreError, Permissions};
 use sfu::worker::WorkerError;
 
 pub use resource::{Registry, Resource};
+pub use routes::{routes, RequestRate, WhepQuery};
+
+use routes::Body;
 
 use crate::auth::{AuthError, Claims};
 use crate::limits::{ClientIp, Limit};
@@ -40,9 +42,9 @@ use crate::protocol::{validate_name, validate_room, IceServer};
 use crate::AppState;
 
 /// `Accept-Patch` (RFC 5789).
-const ACCEPT_PATCH: HeaderName = HeaderName::from_static("accept-patch");
+pub(super) const ACCEPT_PATCH: HeaderName = HeaderName::from_static("accept-patch");
 /// `Accept-Post` (W3C LDP).
-const ACCEPT_POST: HeaderName = HeaderName::from_static("accept-post");
+pub(super) const ACCEPT_POST: HeaderName = HeaderName::from_static("accept-post");
 
 /// Ingest or egress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +104,8 @@ impl IntoResponse for HttpError {
 pub struct Whip {
     /// Live sessions.
     pub registry: Registry,
+    /// Requests per client address.
+    rate: RequestRate,
     sessions: IntGaugeVec,
     created: IntCounterVec,
     ended: IntCounterVec,
@@ -132,6 +136,7 @@ impl Whip {
         };
         let whip = Self {
             registry: Registry::default(),
+            rate: RequestRate::default(),
             sessions: gauge(
                 "sfu_whip_sessions",
                 "Live WHIP (publisher) and WHEP (viewer) sessions",
@@ -180,7 +185,11 @@ impl Whip {
     }
 
     /// The response, counting a refusal by its status.
-    fn respond(&self, endpoint: Endpoint, result: Result<Response, HttpError>) -> Response {
+    pub(super) fn respond(
+        &self,
+        endpoint: Endpoint,
+        result: Result<Response, HttpError>,
+    ) -> Response {
         match result {
             Ok(response) => response,
             Err(err) => {
@@ -195,101 +204,13 @@ impl Whip {
     }
 }
 
-/// The routes.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/whip/{room}", post(whip_post).options(whip_options))
-        .route("/whep/{room}", post(whep_post).options(whep_options))
-        .route(
-            "/whip/{room}/{id}",
-            options(resource_options)
-                .patch(whip_patch)
-                .delete(whip_delete),
-        )
-        .route(
-            "/whep/{room}/{id}",
-            options(resource_options)
-                .patch(whep_patch)
-                .delete(whep_delete),
-        )
-}
-
-type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
-
-async fn whip_post(
-    state: State<Arc<AppState>>,
-    room: Path<String>,
-    ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    create(state, Endpoint::Whip, room, None, ip, headers, body).await
-}
-
-async fn whep_post(
-    state: State<Arc<AppState>>,
-    room: Path<String>,
-    Query(query): Query<WhepQuery>,
-    ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    create(state, Endpoint::Whep, room, Some(query), ip, headers, body).await
-}
-
-async fn whip_options(state: State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    allow(state, headers).await
-}
-
-async fn whep_options(state: State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    allow(state, headers).await
-}
-
-async fn whip_patch(
-    State(state): State<Arc<AppState>>,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    resource::patch(state, Endpoint::Whip, path, headers, body).await
-}
-
-async fn whep_patch(
-    State(state): State<Arc<AppState>>,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    resource::patch(state, Endpoint::Whep, path, headers, body).await
-}
-
-async fn whip_delete(
-    State(state): State<Arc<AppState>>,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    resource::delete(state, Endpoint::Whip, path, headers).await
-}
-
-async fn whep_delete(
-    State(state): State<Arc<AppState>>,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    resource::delete(state, Endpoint::Whep, path, headers).await
-}
-
-/// The query string of `POST /whep/{room}`.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct WhepQuery {
-    /// Watch this participant (display name or `p<n>` id) rather than the
-    /// active speaker.
-    participant: Option<String>,
-}
-
 /// Verifies the request's `Authorization: Bearer` token for `room`: 401
 /// when missing or invalid, 403 for another room.
-fn bearer_claims(state: &AppState, room: &str, headers: &HeaderMap) -> Result<Claims, HttpError> {
+pub(super) fn bearer_claims(
+    state: &AppState,
+    room: &str,
+    headers: &HeaderMap,
+) -> Result<Claims, HttpError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -314,7 +235,7 @@ fn bearer_claims(state: &AppState, room: &str, headers: &HeaderMap) -> Result<Cl
 }
 
 /// The body as UTF-8 text within `--max-sdp-bytes` (413 above it).
-fn read_body(state: &AppState, body: Body) -> Result<String, HttpError> {
+pub(super) fn read_body(state: &AppState, body: Body) -> Result<String, HttpError> {
     let max = state.limits.max_sdp_bytes;
     let bytes = body.map_err(|e| {
         state.limit_hit(Limit::SdpSize);
@@ -335,7 +256,7 @@ fn read_body(state: &AppState, body: Body) -> Result<String, HttpError> {
 }
 
 /// The status of a Worker failure.
-fn worker_error(err: WorkerError) -> HttpError {
+pub(super) fn worker_error(err: WorkerError) -> HttpError {
     match err {
         WorkerError::Busy => HttpError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
             .with_header(header::RETRY_AFTER, "1"),
@@ -358,7 +279,7 @@ fn worker_error(err: WorkerError) -> HttpError {
 }
 
 /// `Link` header values for the ICE servers (RFC 9725 §4.6).
-fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
+pub(super) fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
     let quote = |s: &str| s.replace(['"', '\\'], "");
     servers
         .iter()
@@ -378,45 +299,8 @@ fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
         .collect()
 }
 
-/// `OPTIONS /whip/{room}`: the methods and content type accepted; with a
-/// valid token (and not a CORS preflight), the ICE servers as `Link`s.
-async fn allow(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let mut response = (
-        StatusCode::NO_CONTENT,
-        [(header::ALLOW, "OPTIONS, POST"), (ACCEPT_POST, sdp::SDP)],
-    )
-        .into_response();
-    let preflight = headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let identity = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| state.security.auth.keys.verify(t.trim()).ok())
-        .map(|c| c.sub);
-    if let (false, Some(identity)) = (preflight, identity) {
-        for link in ice_server_links(&crate::ice_servers_for(&state, &identity)) {
-            if let Ok(value) = HeaderValue::from_str(&link) {
-                response.headers_mut().append(header::LINK, value);
-            }
-        }
-    }
-    response
-}
-
-/// `OPTIONS` on a session URL.
-async fn resource_options() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (header::ALLOW, "OPTIONS, PATCH, DELETE"),
-            (ACCEPT_PATCH, sdp::SDPFRAG),
-        ],
-    )
-        .into_response()
-}
-
 /// `POST /whip/{room}` and `POST /whep/{room}`.
-async fn create(
+pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     endpoint: Endpoint,
     Path(room): Path<String>,
