@@ -225,3 +225,43 @@ fn a_chosen_participant_is_followed_out_and_back() {
     sim.leave(v);
     assert_eq!(sim.core.snapshot().subscriptions, subs - 2);
 }
+
+#[test]
+fn a_viewer_gets_the_simulcast_layer_its_estimate_allows() {
+    let mut sim = Sim::new();
+    let a = sim.add_simulcast_client("alice");
+    // No TWCC for the viewer: its REMB sets its estimate.
+    sim.twcc = false;
+    let v = add_viewer(&mut sim, "player");
+    sim.join(a, "room");
+    join_viewer(&mut sim, v, "room", None);
+    sim.connect_all();
+    let sizes = [("q", 190), ("h", 625), ("f", 1_200)];
+    let (mut seq, mut ts) = (1u16, 0u32);
+    let mut send = |sim: &mut Sim, d: Duration, keyframe: bool| {
+        for step in 0..d.as_millis() / 10 {
+            for (rid, size) in sizes {
+                sim.send_layer(a, rid, seq, ts, size, keyframe && step == 0);
+            }
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(900);
+            sim.advance(Duration::from_millis(10));
+        }
+    };
+    let last_video_size = |sim: &Sim| {
+        sim.clients[v]
+            .received
+            .iter()
+            .rev()
+            .find(|r| r.kind == RtpCodecKind::Video)
+            .map_or(0, |r| r.payload.len())
+    };
+    send(&mut sim, Duration::from_millis(200), true);
+    sim.send_remb(v, 5_000_000.0);
+    send(&mut sim, Duration::from_secs(8), false);
+    assert_eq!(last_video_size(&sim), 1_200, "plenty: f");
+    sim.send_remb(v, 300_000.0);
+    send(&mut sim, Duration::from_millis(2_500), false);
+    assert_eq!(last_video_size(&sim), 190, "a low estimate: q");
+    assert!(no_offers(&sim, v));
+}
