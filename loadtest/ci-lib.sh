@@ -17,8 +17,9 @@ fi
 
 # run_loadtest SERVER_LOG ARGS...: starts target/debug/sfu-server on
 # loopback (its log in test-artifacts/SERVER_LOG), runs
-# target/debug/sfu-loadtest --url <the server> ARGS..., stops the server,
-# and returns the load tester's status.
+# target/debug/sfu-loadtest --url <the server> ARGS..., saves the server's
+# /metrics to $METRICS_OUT if that is set, stops the server, and returns
+# the load tester's status.
 run_loadtest() {
   local log="$ARTIFACTS/$1"
   shift
@@ -42,6 +43,11 @@ run_loadtest() {
   fi
   local status=0
   target/debug/sfu-loadtest --url "$url" "$@" || status=$?
+  if [ -n "${METRICS_OUT:-}" ]; then
+    # The server's counters after the run, before it stops.
+    python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+      "$url/metrics" >"$METRICS_OUT" || status=1
+  fi
   kill -TERM "$server"
   wait "$server" || true
   return "$status"

@@ -179,6 +179,17 @@ pub struct Cli {
     #[arg(long, value_name = "IP")]
     pub bind_ip: Option<std::net::IpAddr>,
 
+    /// `fanout`: how many of the subscribers are slow. They bind
+    /// `--slow-bind-ip`, whose downlink the caller throttles (for example
+    /// with `tc`); loss, latency and the thresholds then cover the other
+    /// peers, and the slow ones are reported apart.
+    #[arg(long, default_value_t = 0)]
+    pub slow_subscribers: u32,
+
+    /// The local address slow subscribers bind (with `--slow-subscribers`).
+    #[arg(long, value_name = "IP")]
+    pub slow_bind_ip: Option<std::net::IpAddr>,
+
     /// No live progress display.
     #[arg(long)]
     pub no_progress: bool,

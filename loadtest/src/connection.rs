@@ -124,6 +124,10 @@ impl Connection {
         index: usize,
         record: &Arc<Mutex<PeerRecord>>,
     ) -> Result<Self, String> {
+        let bind_ip = match (lock(record).slow, ctx.slow_bind_ip) {
+            (true, Some(ip)) => ip,
+            _ => ctx.bind_ip,
+        };
         let (cand_tx, candidates) = mpsc::unbounded_channel();
         let (state_tx, states) = mpsc::unbounded_channel();
         let handler = Arc::new(Handler {
@@ -150,7 +154,7 @@ impl Connection {
             .with_setting_engine(settings)
             .with_interceptor_registry(registry)
             .with_handler(Arc::clone(&handler) as Arc<dyn PeerConnectionEventHandler>)
-            .with_udp_addrs(vec![format!("{}:0", ctx.bind_ip)])
+            .with_udp_addrs(vec![format!("{}:0", bind_ip)])
             .build()
             .await
             .map_err(|e| format!("peer connection: {e}"))?;

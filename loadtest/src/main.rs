@@ -34,6 +34,7 @@ mod report;
 mod scenario;
 mod server_metrics;
 mod signaling;
+mod slow;
 mod soak;
 mod stats;
 mod table;
@@ -149,6 +150,17 @@ fn main() -> ExitCode {
     if cli.target == Target::Janus && cli.scenario != cli::Scenario::Fanout {
         return usage_error("--target janus supports --scenario fanout only");
     }
+    if cli.slow_subscribers > 0 {
+        if cli.scenario != cli::Scenario::Fanout {
+            return usage_error("--slow-subscribers needs --scenario fanout");
+        }
+        if cli.slow_bind_ip.is_none() {
+            return usage_error("--slow-subscribers needs --slow-bind-ip");
+        }
+        if cli.slow_subscribers > cli.subscribers {
+            return usage_error("--slow-subscribers cannot exceed --subscribers");
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -223,6 +235,7 @@ async fn run(cli: Cli) -> ExitCode {
         ),
         janus,
         bind_ip,
+        slow_bind_ip: cli.slow_bind_ip,
         media: MediaConfig {
             video_bitrate: cli.video_bitrate,
             fps,

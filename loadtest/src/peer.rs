@@ -40,6 +40,8 @@ pub struct RunContext {
     pub janus: Option<Arc<JanusRoom>>,
     /// The local address every PeerConnection binds (port 0).
     pub bind_ip: IpAddr,
+    /// The one slow subscribers bind instead (`--slow-bind-ip`).
+    pub slow_bind_ip: Option<IpAddr>,
     /// What publishers send.
     pub media: MediaConfig,
     /// Turns true when publishers must stop sending.
@@ -61,6 +63,8 @@ pub struct PeerSpec {
     pub expects_media: bool,
     /// Leave after this long (churn); otherwise stay until the run ends.
     pub lifetime: Option<Duration>,
+    /// A slow subscriber (`--slow-subscribers`).
+    pub slow: bool,
 }
 
 /// Runs one participant to the end and records the outcome.
@@ -70,6 +74,7 @@ pub async fn run_peer(ctx: Arc<RunContext>, spec: PeerSpec) {
         publishes: spec.publish,
         expects_media: spec.expects_media,
         started_ns: now_ns(),
+        slow: spec.slow,
         ..PeerRecord::default()
     });
     let outcome = match &ctx.janus {
@@ -133,7 +138,7 @@ async fn session(
             match sig.recv().await {
                 Ok(ServerMsg::Joined { peer_id }) => return Ok(peer_id),
                 Ok(ServerMsg::Error { code, message }) => {
-                    return Err(format!("join refused: {code}: {message}"))
+                    return Err(format!("join refused: {code}: {message}"));
                 }
                 Ok(_) => continue,
                 Err(e) => return Err(e.to_string()),

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cli::{Cli, Scenario, Target};
 use crate::scenario::RunOutcome;
 use crate::server_metrics::{server_report, ServerReport};
+use crate::slow::{merge, SlowReport, SlowTally};
 use crate::soak::SoakReport;
 use crate::stats::{Kind, Sample};
 
@@ -181,12 +182,15 @@ pub struct Report {
     pub join_time_ms: Percentiles,
     /// Signaling join to PeerConnection connected, ms.
     pub connect_time_ms: Percentiles,
-    /// End-to-end latency of all packets, ms.
+    /// End-to-end latency of all packets, ms (the slow subscribers' left
+    /// out, see `slow_subscribers`).
     pub latency_ms: Percentiles,
     /// Mean RFC 3550 jitter over tracks, ms.
     pub jitter_ms_mean: Option<f64>,
-    /// Packet accounting.
+    /// Packet accounting (the slow subscribers' left out).
     pub packets: Packets,
+    /// `fanout --slow-subscribers`: what the slow subscribers got.
+    pub slow_subscribers: Option<SlowReport>,
     /// Video frames expected by receivers.
     pub frames_expected: u64,
     /// Video frames received complete.
@@ -254,8 +258,19 @@ pub fn build(cli: &Cli, outcome: &RunOutcome, server_source: String) -> Report {
     let (mut frames_expected, mut frames_complete) = (0, 0);
     let mut tracks = Vec::new();
     let mut jitters = Vec::new();
+    let slow_peers = records.iter().filter(|p| p.slow).count() as u64;
+    let mut slow = SlowTally::default();
+    let mut regular_latency = None;
     c.for_each_track(|t| {
         let s = &t.stats;
+        tracks.push(track_report(&records, t));
+        if records.get(t.subscriber).is_some_and(|p| p.slow) {
+            slow.add(t);
+            return;
+        }
+        if slow_peers > 0 {
+            merge(&mut regular_latency, &s.latency);
+        }
         packets.expected += s.seq.expected();
         packets.received += s.seq.received();
         packets.lost += s.seq.lost();
@@ -265,22 +280,6 @@ pub fn build(cli: &Cli, outcome: &RunOutcome, server_source: String) -> Report {
             frames_complete += s.frames.complete();
         }
         jitters.push(s.jitter.ms());
-        tracks.push(TrackReport {
-            subscriber: records
-                .get(t.subscriber)
-                .map(|p| p.label.clone())
-                .unwrap_or_default(),
-            publisher: t.publisher.clone(),
-            kind: t.kind,
-            received: s.seq.received(),
-            expected: s.seq.expected(),
-            loss_pct: pct(s.seq.lost(), s.seq.expected()),
-            jitter_ms: s.jitter.ms(),
-            latency_ms: Percentiles::from_us(&s.latency),
-            frames_expected: s.frames.expected(),
-            frames_complete: s.frames.complete(),
-            keyframes_complete: s.frames.keyframes(),
-        });
     });
     packets.loss_pct = pct(packets.lost, packets.expected);
 
@@ -299,10 +298,15 @@ pub fn build(cli: &Cli, outcome: &RunOutcome, server_source: String) -> Report {
         peers,
         join_time_ms: Percentiles::from_ms(&join),
         connect_time_ms: Percentiles::from_ms(&connect),
-        latency_ms: Percentiles::from_us(&c.latency()),
+        latency_ms: match (slow_peers, &regular_latency) {
+            (0, _) => Percentiles::from_us(&c.latency()),
+            (_, Some(h)) => Percentiles::from_us(h),
+            (_, None) => Percentiles::default(),
+        },
         jitter_ms_mean: (!jitters.is_empty())
             .then(|| jitters.iter().sum::<f64>() / jitters.len() as f64),
         packets,
+        slow_subscribers: (slow_peers > 0).then(|| slow.finish(slow_peers)),
         frames_expected,
         frames_complete,
         plis_sent: c.plis_sent.load(Ordering::Relaxed),
@@ -320,6 +324,26 @@ pub fn build(cli: &Cli, outcome: &RunOutcome, server_source: String) -> Report {
         && report.peers.succeeded > 0
         && report.thresholds.iter().all(|v| v.passed);
     report
+}
+
+fn track_report(records: &[crate::stats::PeerRecord], t: &crate::stats::TrackEntry) -> TrackReport {
+    let s = &t.stats;
+    TrackReport {
+        subscriber: records
+            .get(t.subscriber)
+            .map(|p| p.label.clone())
+            .unwrap_or_default(),
+        publisher: t.publisher.clone(),
+        kind: t.kind,
+        received: s.seq.received(),
+        expected: s.seq.expected(),
+        loss_pct: pct(s.seq.lost(), s.seq.expected()),
+        jitter_ms: s.jitter.ms(),
+        latency_ms: Percentiles::from_us(&s.latency),
+        frames_expected: s.frames.expected(),
+        frames_complete: s.frames.complete(),
+        keyframes_complete: s.frames.keyframes(),
+    }
 }
 
 fn pct(part: u64, whole: u64) -> f64 {

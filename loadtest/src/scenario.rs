@@ -35,6 +35,7 @@ pub fn plan(cli: &Cli) -> Vec<PeerSpec> {
         publish,
         expects_media,
         lifetime: None,
+        slow: false,
     };
     match cli.scenario {
         Scenario::Calls => (0..cli.calls)
@@ -55,10 +56,18 @@ pub fn plan(cli: &Cli) -> Vec<PeerSpec> {
             })
             .collect(),
         Scenario::Fanout => std::iter::once(spec("fanout".into(), "publisher".into(), true, false))
-            .chain(
-                (0..cli.subscribers)
-                    .map(|i| spec("fanout".into(), format!("sub-{i}"), false, true)),
-            )
+            .chain((0..cli.subscribers).map(|i| {
+                let slow = i < cli.slow_subscribers;
+                let name = if slow {
+                    format!("slow-{i}")
+                } else {
+                    format!("sub-{i}")
+                };
+                PeerSpec {
+                    slow,
+                    ..spec("fanout".into(), name, false, true)
+                }
+            }))
             .collect(),
         Scenario::Churn => (0..cli.churn_rooms)
             .map(|r| spec(churn_room(cli, u64::from(r)), "anchor".into(), true, false))
@@ -307,6 +316,7 @@ async fn churn(
                 publish: true,
                 expects_media: true,
                 lifetime: Some(cli.lifetime.pick()),
+                slow: false,
             };
             n += 1;
             let task = tokio::spawn(run_peer(Arc::clone(ctx), spec));

@@ -55,6 +55,9 @@ pub struct PeerRecord {
     /// The run ended before it connected or got its first frame; it
     /// counts neither as a success nor as a failure.
     pub cut_off: bool,
+    /// A slow subscriber (`--slow-subscribers`): bound to `--slow-bind-ip`
+    /// and reported apart.
+    pub slow: bool,
 }
 
 impl PeerRecord {

@@ -69,6 +69,19 @@ pub fn render(r: &Report) -> String {
         r.jitter_ms_mean
             .map_or_else(String::new, |j| format!(", jitter {j:.2} ms mean"))
     );
+    if let Some(slow) = &r.slow_subscribers {
+        let _ = writeln!(
+            w,
+            "  slow         {} subscriber(s), reported apart from the figures above: \
+             loss {:.2}% (audio {:.2}%), {} of {} video frames complete, latency {}",
+            slow.peers,
+            slow.loss_pct,
+            slow.audio_loss_pct,
+            slow.frames_complete,
+            slow.frames_expected,
+            percentiles(&slow.latency_ms)
+        );
+    }
     if r.frames_expected > 0 {
         let _ = writeln!(
             w,
@@ -89,8 +102,13 @@ pub fn render(r: &Report) -> String {
         "  server CPU   {} s over the full-load window ({} cores), {} packets forwarded{} -> {} CPU per forwarded packet",
         s.cpu_seconds.map_or("-".into(), |v| format!("{v:.2}")),
         s.cpu_cores.map_or("-".into(), |v| format!("{v:.2}")),
-        s.forwarded_packets.map_or("-".into(), |v| format!("{v:.0}")),
-        if s.forwarded_counted_by_server { "" } else { " (counted at receivers)" },
+        s.forwarded_packets
+            .map_or("-".into(), |v| format!("{v:.0}")),
+        if s.forwarded_counted_by_server {
+            ""
+        } else {
+            " (counted at receivers)"
+        },
         s.cpu_us_per_forwarded_packet
             .map_or("-".into(), |v| format!("{v:.1} µs"))
     );

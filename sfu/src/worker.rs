@@ -24,6 +24,8 @@ use crate::core::{
 pub const COMMAND_QUEUE: usize = 1024;
 /// Signals waiting for one participant's socket beyond this disconnect it.
 pub const SIGNAL_QUEUE: usize = 256;
+/// The send buffer asked for on the shared UDP socket.
+pub const UDP_SEND_BUFFER: usize = 4 << 20;
 
 /// Where the Worker listens and what it advertises.
 #[derive(Debug, Clone)]
@@ -193,6 +195,12 @@ impl Worker {
     /// Worker's thread.
     pub fn spawn(config: WorkerConfig) -> std::io::Result<Worker> {
         let socket = UdpSocket::bind(config.udp_bind)?;
+        // Every Peer shares this socket's send buffer: a deep one rides out
+        // a burst or a backed-up local queue instead of refusing everyone
+        // at once (the kernel caps it at net.core.wmem_max).
+        if let Err(err) = socket2::SockRef::from(&socket).set_send_buffer_size(UDP_SEND_BUFFER) {
+            tracing::warn!(%err, "cannot enlarge the UDP send buffer");
+        }
         let udp_addr = socket.local_addr()?;
         let listener = config.tcp_bind.map(TcpListener::bind).transpose()?;
         let tcp_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;

@@ -50,11 +50,14 @@ pub enum DropReason {
     /// Sent, then dropped from the subscriber's pacing queue: its downlink
     /// could not keep up (`pacer.rs`; oldest video first, audio last).
     QueueFull,
+    /// The shared UDP socket's send buffer was full: the datagram (media or
+    /// not) was dropped rather than make the Worker wait.
+    SocketFull,
 }
 
 impl DropReason {
     /// Every reason, for metrics that list them all.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::NotNegotiated,
         DropReason::BeforeStart,
         DropReason::TooOld,
@@ -68,6 +71,7 @@ impl DropReason {
         DropReason::Padding,
         DropReason::Congested,
         DropReason::QueueFull,
+        DropReason::SocketFull,
     ];
 
     /// A stable label for metrics and logs.
@@ -86,6 +90,7 @@ impl DropReason {
             DropReason::Padding => "padding",
             DropReason::Congested => "congested",
             DropReason::QueueFull => "queue_full",
+            DropReason::SocketFull => "socket_full",
         }
     }
 }

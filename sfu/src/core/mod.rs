@@ -444,6 +444,12 @@ impl Core {
         }
     }
 
+    /// Counts a datagram the IO driver dropped after the core let it go
+    /// (`DropReason::SocketFull`).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drop(reason);
+    }
+
     /// Records one forwarding latency: from a datagram's arrival to the
     /// send of a datagram it caused.
     pub fn observe_forward_latency(&mut self, latency: std::time::Duration) {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::tcp::{self, Connections, TcpEvent};
 use crate::core::containment::{Contained, Suspect};
-use crate::core::{Core, LeaveReason, PeerId, Signal};
+use crate::core::{Core, DropReason, LeaveReason, PeerId, Signal};
 use crate::worker::Command;
 
 /// Largest datagram read; larger ones are truncated by the kernel and
@@ -78,10 +78,10 @@ async fn run(
     let mut sample = 0u32;
     let mut next_tcp_sweep = Instant::now() + TCP_SWEEP_INTERVAL;
     loop {
-        send_all(&socket, &mut connections, &mut core, &mut sample).await;
+        send_all(&socket, &mut connections, &mut core, &mut sample);
         deliver_signals(&mut core, &mut sessions);
         // Disconnecting a slow participant may have produced more output.
-        send_all(&socket, &mut connections, &mut core, &mut sample).await;
+        send_all(&socket, &mut connections, &mut core, &mut sample);
 
         let now = Instant::now();
         if now >= next_tcp_sweep {
@@ -206,24 +206,16 @@ fn handle_tcp_event(
     }
 }
 
-async fn send_all(
-    socket: &UdpSocket,
-    connections: &mut Connections,
-    core: &mut Core,
-    sample: &mut u32,
-) {
+fn send_all(socket: &UdpSocket, connections: &mut Connections, core: &mut Core, sample: &mut u32) {
     while let Some(transmit) = core.poll_transmit() {
         if transmit.protocol == TransportProtocol::TCP {
             connections.send(transmit.destination, transmit.data.freeze());
             continue;
         }
-        let result = match socket.try_send_to(&transmit.data, transmit.destination) {
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                socket.send_to(&transmit.data, transmit.destination).await
-            }
-            other => other,
-        };
-        match result {
+        // Never wait for the socket: the Worker would stall for every Peer
+        // (and every command) behind one destination the kernel is holding
+        // back. A full send buffer drops the datagram, counted.
+        match socket.try_send_to(&transmit.data, transmit.destination) {
             Ok(_) => {
                 if let Some(received_at) = transmit.received_at {
                     if transmit.media {
@@ -233,6 +225,9 @@ async fn send_all(
                         }
                     }
                 }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                core.count_drop(DropReason::SocketFull);
             }
             Err(err) => tracing::debug!(%err, destination = %transmit.destination, "send failed"),
         }
