@@ -47,3 +47,67 @@ fn default_chain_swallows_inbound_pli() {
         "the default chain delivered none of them"
     );
 }
+
+/// Note 11: the application cannot send RTX. A sender whose encoding has an
+/// RTX SSRC refuses a packet on that SSRC (it accepts only the encodings'
+/// own SSRCs), so a retransmission can only go out on the media SSRC.
+#[test]
+fn a_sender_refuses_its_own_rtx_ssrc() {
+    use rtc::media_stream::MediaStreamTrack;
+    use rtc::rtp::header::Header;
+    use rtc::rtp::packet::Packet;
+    use rtc::rtp_transceiver::rtp_sender::{
+        RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+    };
+    use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+    const MEDIA: u32 = 0x1111;
+    const RTX: u32 = 0x2222;
+    let mut sim = Sim::new();
+    let alice = sim.add_client("alice", false);
+    let track = MediaStreamTrack::new(
+        "stream".into(),
+        "video".into(),
+        "video".into(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(MEDIA),
+                rtx: Some(RTCRtpRtxParameters { ssrc: RTX }),
+                ..Default::default()
+            },
+            active: true,
+            codec: common::vp8(),
+            ..Default::default()
+        }],
+    );
+    let pc = &mut sim.clients[alice].pc;
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: vec![],
+        send_encodings: vec![],
+    };
+    let transceiver = pc.add_transceiver_from_track(track, Some(init)).unwrap();
+    let mut sender = pc.rtp_sender(RTCRtpSenderId::from(transceiver)).unwrap();
+    let packet = |ssrc| Packet {
+        header: Header {
+            version: 2,
+            payload_type: 97,
+            ssrc,
+            ..Default::default()
+        },
+        payload: bytes::Bytes::from_static(&[0, 1, 0x5a]),
+    };
+    let err = sender
+        .write_rtp(sim.now, packet(RTX))
+        .expect_err("an RTX packet is refused");
+    assert!(
+        matches!(err, rtc::shared::error::Error::ErrSenderWithNoSSRCs),
+        "{err:?}"
+    );
+    let media = sender.write_rtp(sim.now, packet(MEDIA));
+    assert!(
+        !matches!(media, Err(rtc::shared::error::Error::ErrSenderWithNoSSRCs)),
+        "the media SSRC passes that check: {media:?}"
+    );
+}
