@@ -15,9 +15,12 @@ if [ "$(id -u)" -ne 0 ]; then
   netns=(unshare --map-root-user --net)
 fi
 
-# run_loadtest SERVER_LOG ARGS...: starts target/debug/sfu-server on
+# The build the scripts run: debug in CI, SFU_BUILD=release for figures.
+BUILD="${SFU_BUILD:-debug}"
+
+# run_loadtest SERVER_LOG ARGS...: starts target/$BUILD/sfu-server on
 # loopback (its log in test-artifacts/SERVER_LOG), runs
-# target/debug/sfu-loadtest --url <the server> ARGS..., saves the server's
+# target/$BUILD/sfu-loadtest --url <the server> ARGS..., saves the server's
 # /metrics to $METRICS_OUT if that is set, stops the server, and returns
 # the load tester's status.
 run_loadtest() {
@@ -25,7 +28,7 @@ run_loadtest() {
   shift
   local work
   work="$(mktemp -d)"
-  target/debug/sfu-server --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 \
+  "target/$BUILD/sfu-server" --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 \
     >"$work/server.out" 2>"$log" &
   local server=$!
   local url=""
@@ -42,7 +45,7 @@ run_loadtest() {
     return 1
   fi
   local status=0
-  target/debug/sfu-loadtest --url "$url" "$@" || status=$?
+  "target/$BUILD/sfu-loadtest" --url "$url" "$@" || status=$?
   if [ -n "${METRICS_OUT:-}" ]; then
     # The server's counters after the run, before it stops.
     python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
