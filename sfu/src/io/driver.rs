@@ -13,13 +13,11 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::tcp::{self, Connections, TcpEvent};
+use super::udp::{BatchUdp, Sent};
 use crate::core::containment::{Contained, Suspect};
-use crate::core::{Core, DropReason, LeaveReason, PeerId, Signal};
+use crate::core::{Core, DropReason, LeaveReason, PeerId, Signal, Transmit};
 use crate::worker::Command;
 
-/// Largest datagram read; larger ones are truncated by the kernel and
-/// rejected by `rtc`.
-const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read per wake-up before the loop looks at commands and timers.
 const READ_BATCH: usize = 64;
 /// ICE-TCP events waiting for the loop; connection tasks wait beyond this
@@ -74,14 +72,28 @@ async fn run(
 ) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<Signal>> = HashMap::new();
     let mut connections = Connections::default();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut udp = match BatchUdp::new(&socket) {
+        Ok(udp) => udp,
+        Err(err) => {
+            tracing::error!(%err, "cannot set up batched IO on the UDP socket");
+            return;
+        }
+    };
+    let mut outgoing: Vec<Transmit> = Vec::new();
     let mut sample = 0u32;
     let mut next_tcp_sweep = Instant::now() + TCP_SWEEP_INTERVAL;
     loop {
-        send_all(&socket, &mut connections, &mut core, &mut sample);
+        let mut out = Out {
+            socket: &socket,
+            udp: &mut udp,
+            outgoing: &mut outgoing,
+            connections: &mut connections,
+            sample: &mut sample,
+        };
+        send_all(&mut out, &mut core);
         deliver_signals(&mut core, &mut sessions);
         // Disconnecting a slow participant may have produced more output.
-        send_all(&socket, &mut connections, &mut core, &mut sample);
+        send_all(&mut out, &mut core);
 
         let now = Instant::now();
         if now >= next_tcp_sweep {
@@ -97,19 +109,10 @@ async fn run(
             .unwrap_or_else(|| now + Duration::from_secs(3600))
             .min(next_tcp_sweep);
         tokio::select! {
-            received = socket.recv_from(&mut buf) => {
-                match received {
-                    Ok((n, source)) => {
-                        datagram(&mut core, &mut sessions, source, &buf[..n]);
-                        for _ in 1..READ_BATCH {
-                            match socket.try_recv_from(&mut buf) {
-                                Ok((n, source)) => datagram(&mut core, &mut sessions, source, &buf[..n]),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    // ICMP errors surface here on some systems; they concern one peer only.
-                    Err(err) => tracing::debug!(%err, "recv_from failed"),
+            ready = socket.readable() => {
+                match ready {
+                    Ok(()) => receive(&socket, &mut udp, &mut core, &mut sessions),
+                    Err(err) => tracing::debug!(%err, "UDP socket not readable"),
                 }
             }
             Some(event) = tcp_events.recv() => {
@@ -150,6 +153,30 @@ async fn run(
 
 /// One forwarded datagram in this many has its latency recorded.
 const LATENCY_SAMPLE_EVERY: u32 = 8;
+
+/// Reads what waits on the UDP socket, batched, into the core: at most
+/// about [`READ_BATCH`] datagrams before the loop looks at its other work.
+fn receive(
+    socket: &UdpSocket,
+    udp: &mut BatchUdp,
+    core: &mut Core,
+    sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
+) {
+    let mut got = 0;
+    while got < READ_BATCH {
+        match udp.recv(socket, |source, data| {
+            datagram(core, sessions, source, data)
+        }) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            // ICMP errors surface here on some systems; they concern one peer only.
+            Err(err) => {
+                tracing::debug!(%err, "recv failed");
+                break;
+            }
+        }
+    }
+}
 
 /// Hands one datagram to the core, containing a panic it causes.
 fn datagram(
@@ -206,32 +233,57 @@ fn handle_tcp_event(
     }
 }
 
-fn send_all(socket: &UdpSocket, connections: &mut Connections, core: &mut Core, sample: &mut u32) {
+/// Where the core's output goes, and the buffers reused for it.
+struct Out<'a> {
+    socket: &'a UdpSocket,
+    udp: &'a mut BatchUdp,
+    /// One turn's UDP datagrams (kept for its capacity).
+    outgoing: &'a mut Vec<Transmit>,
+    connections: &'a mut Connections,
+    /// Forwarded media datagrams sent, for latency sampling.
+    sample: &'a mut u32,
+}
+
+/// Sends everything the core has queued: ICE-TCP frames to their
+/// connections, UDP datagrams in one batch (`udp.rs`: one GSO send per
+/// subscriber's run of equal-sized datagrams).
+fn send_all(out: &mut Out<'_>, core: &mut Core) {
+    out.outgoing.clear();
     while let Some(transmit) = core.poll_transmit() {
         if transmit.protocol == TransportProtocol::TCP {
-            connections.send(transmit.destination, transmit.data.freeze());
+            out.connections
+                .send(transmit.destination, transmit.data.freeze());
             continue;
         }
-        // Never wait for the socket: the Worker would stall for every Peer
-        // (and every command) behind one destination the kernel is holding
-        // back. A full send buffer drops the datagram, counted.
-        match socket.try_send_to(&transmit.data, transmit.destination) {
-            Ok(_) => {
-                if let Some(received_at) = transmit.received_at {
-                    if transmit.media {
-                        *sample += 1;
-                        if sample.is_multiple_of(LATENCY_SAMPLE_EVERY) {
-                            core.observe_forward_latency(received_at.elapsed());
-                        }
+        out.outgoing.push(transmit);
+    }
+    if out.outgoing.is_empty() {
+        return;
+    }
+    let outgoing = &*out.outgoing;
+    let sample = &mut *out.sample;
+    // Never wait for the socket: the Worker would stall for every Peer
+    // (and every command) behind one destination the kernel is holding
+    // back. A full send buffer drops the datagram, counted.
+    out.udp.send(
+        out.socket,
+        outgoing,
+        |t| (t.destination, &t.data[..]),
+        |i, sent| match sent {
+            Sent::Ok => {
+                let t = &outgoing[i];
+                if let (Some(received_at), true) = (t.received_at, t.media) {
+                    *sample += 1;
+                    if sample.is_multiple_of(LATENCY_SAMPLE_EVERY) {
+                        core.observe_forward_latency(received_at.elapsed());
                     }
                 }
             }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                core.count_drop(DropReason::SocketFull);
-            }
-            Err(err) => tracing::debug!(%err, destination = %transmit.destination, "send failed"),
-        }
-    }
+            Sent::Full => core.count_drop(DropReason::SocketFull),
+            Sent::Failed => {}
+        },
+    );
+    out.outgoing.clear();
 }
 
 fn deliver_signals(core: &mut Core, sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>) {

@@ -3,3 +3,4 @@
 pub mod driver;
 pub mod stun_discovery;
 pub mod tcp;
+mod udp;
