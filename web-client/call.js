@@ -542,7 +542,23 @@ export class Call {
       return;
     }
     // The SFU sets the publisher's peerId as the media stream id, and its
-    // own track id (`t<n>`) as the track id.
-    this.opts.onRemoteTrack(stream.id, event.track);
+    // own track id (`t<n>`) as the msid's track id. The SFU reuses an
+    // m-line for the next track of its kind: the event fires again with the
+    // new stream, but the receiver's MediaStreamTrack (and its id) stays the
+    // one made the first time, so the track id is read from the SDP.
+    const trackId = msidTrackId(this.pc.remoteDescription?.sdp, event.transceiver?.mid) ?? event.track.id;
+    this.opts.onRemoteTrack(stream.id, event.track, trackId);
   }
+}
+
+/** The track id of the `a=msid` line of the m-section `mid` in `sdp`, if any. */
+export function msidTrackId(sdp, mid) {
+  if (!sdp || mid == null) return null;
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const lines = section.split(/\r?\n/);
+    if (!lines.includes(`a=mid:${mid}`)) continue;
+    const msid = lines.find((l) => l.startsWith('a=msid:'));
+    return msid ? msid.slice('a=msid:'.length).split(' ')[1] ?? null : null;
+  }
+  return null;
 }

@@ -510,7 +510,7 @@ export class RoomSession {
     this.call = new Call({
       iceServers: msg.iceServers ?? [],
       send: (m) => this.send(m),
-      onRemoteTrack: (peerId, track) => this.roster.remoteTrack(peerId, track),
+      onRemoteTrack: (peerId, track, trackId) => this.roster.remoteTrack(peerId, track, trackId),
       onConnectionState: (state) => this.#onConnectionState(state),
       onIceState: (state, restarting) => this.#onIceState(state, restarting),
       // Media stopped: the signaling socket may be dead too (a network

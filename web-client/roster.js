@@ -33,7 +33,7 @@ export class Roster {
     }
     p.name = name;
     for (const t of tracks) this.#entry(p, t.trackId, t.kind).muted = !!t.muted;
-    for (const track of this.early.get(peerId) ?? []) this.#attach(p, track);
+    for (const { track, trackId } of this.early.get(peerId) ?? []) this.#attach(p, track, trackId);
     this.early.delete(peerId);
     this.#render(p);
     return p;
@@ -135,25 +135,44 @@ export class Roster {
     this.pausedEarly.clear();
   }
 
-  /** A track from `ontrack`, for the participant `peerId`. */
-  remoteTrack(peerId, track) {
+  /**
+   * A track from `ontrack`, for the participant `peerId`, as the SFU's track
+   * `trackId` (the SDP's; the MediaStreamTrack's own id is the first track
+   * its m-line carried, which the SFU reuses for later tracks).
+   */
+  remoteTrack(peerId, track, trackId = track.id) {
+    // A reused receiver track leaves whoever it showed before.
+    for (const other of this.participants.values()) {
+      for (const [id, t] of other.tracks) {
+        if (t.track === track && !(other.peerId === peerId && id === trackId)) {
+          t.track = null;
+          this.#render(other);
+        }
+      }
+    }
     const p = this.participants.get(peerId);
     if (!p) {
       // Shown once `participantJoined` names it; never, if no one does.
       const list = this.early.get(peerId) ?? [];
-      list.push(track);
+      list.push({ track, trackId });
       this.early.set(peerId, list);
       return;
     }
-    this.#attach(p, track);
+    this.#attach(p, track, trackId);
     this.#render(p);
   }
 
-  /** The tile key showing the remote track `trackId`, if any. */
+  /**
+   * The tile key showing the remote track `trackId` (a receiver's
+   * MediaStreamTrack id, as in statistics, or the SFU's), if any.
+   */
   ownerOf(trackId) {
+    const key = (p, id) => (p.screens.has(`${p.peerId}/${id}`) ? `${p.peerId}/${id}` : p.peerId);
     for (const p of this.participants.values()) {
-      if (!p.tracks.has(trackId)) continue;
-      return p.screens.has(`${p.peerId}/${trackId}`) ? `${p.peerId}/${trackId}` : p.peerId;
+      for (const [id, t] of p.tracks) if (t.track?.id === trackId) return key(p, id);
+    }
+    for (const p of this.participants.values()) {
+      if (p.tracks.has(trackId)) return key(p, trackId);
     }
     return null;
   }
@@ -182,8 +201,8 @@ export class Roster {
     return t;
   }
 
-  #attach(p, track) {
-    const t = this.#entry(p, track.id, track.kind);
+  #attach(p, track, trackId = track.id) {
+    const t = this.#entry(p, trackId, track.kind);
     t.kind = track.kind;
     t.track = track;
     track.addEventListener('ended', () => {

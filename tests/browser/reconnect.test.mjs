@@ -80,9 +80,15 @@ async function watch(p) {
 const watched = (p) => p.page.evaluate(() => ({ states: window.__callStates, sawHome: window.__sawHome }));
 
 /** The greatest framesDecoded among `p`'s inbound videos whose track id is not in `old`. */
-async function newFrames(p, old = []) {
+/**
+ * The most frames one inbound video decoded beyond `base` (track id ->
+ * framesDecoded): the SFU reuses an m-line whose track ended for the next
+ * track of its kind, so a new track may arrive on an existing receiver,
+ * whose count goes on.
+ */
+async function newFrames(p, base = new Map()) {
   const videos = await inboundVideo(p.page);
-  return Math.max(0, ...videos.filter((v) => !old.includes(v.trackId)).map((v) => v.framesDecoded));
+  return Math.max(0, ...videos.map((v) => v.framesDecoded - (base.get(v.trackId) ?? 0)));
 }
 
 /** `caller` calls `callee`, who answers; both decode > 50 frames. */
@@ -106,7 +112,7 @@ async function connectCall(caller, callee) {
  */
 async function dropAndRecover(who, other) {
   await Promise.all([watch(who), watch(other)]);
-  const oldAtOther = (await inboundVideo(other.page)).map((v) => v.trackId);
+  const oldAtOther = new Map((await inboundVideo(other.page)).map((v) => [v.trackId, v.framesDecoded]));
   const oldPeer = await who.page.evaluate(() => window.sfu.peerId);
   const dropped = Date.now();
   await who.page.evaluate(() => window.sfu.signaling.drop());

@@ -8,7 +8,9 @@ use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::{
+    RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
+};
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 
 use super::forwarder::Forwarder;
@@ -311,7 +313,22 @@ impl Core {
             }
             None => None,
         };
-        for subscriber in &track.subscribers {
+        // And those whose reused sender waits for their answer (`subscribe`).
+        let mut subscribers = track.subscribers.clone();
+        for member in room
+            .as_deref()
+            .map(|r| self.room_peers(r))
+            .unwrap_or_default()
+        {
+            let pending = self
+                .peers
+                .get(&member)
+                .is_some_and(|p| p.subscriptions.contains_key(&track_id));
+            if pending && !subscribers.contains(&member) {
+                subscribers.push(member);
+            }
+        }
+        for subscriber in &subscribers {
             let Some(peer) = self.peers.get_mut(subscriber) else {
                 continue;
             };
@@ -319,15 +336,24 @@ impl Core {
                 // Its slot stays, idle until another Track feeds it.
                 continue;
             }
-            if let Some(sub) = peer.subscriptions.remove(&track_id) {
+            if let Some(mut sub) = peer.subscriptions.remove(&track_id) {
                 peer.subscription_by_local_id.remove(&sub.local_track_id);
-                if let Err(err) = peer.pc.remove_track(sub.sender_id) {
-                    tracing::debug!(peer = %subscriber, %err, "remove_track failed");
+                // The sender stays, inactive, for the next Track of its kind
+                // (`subscribe`), so that the m-lines do not pile up.
+                if let Some(mut transceiver) = peer
+                    .pc
+                    .rtp_transceiver(RTCRtpTransceiverId::from(sub.sender_id))
+                {
+                    transceiver.set_direction(RTCRtpTransceiverDirection::Inactive);
                 }
+                sub.layer = None;
+                sub.target = None;
+                sub.reused = false;
+                peer.spare.push(sub);
                 peer.needs_offer = true;
             }
         }
-        for subscriber in &track.subscribers {
+        for subscriber in &subscribers {
             if self.is_viewer(*subscriber) {
                 self.detach_slot(*subscriber, track_id);
                 self.refresh_viewer(now, *subscriber);
@@ -348,8 +374,9 @@ impl Core {
         }
     }
 
-    /// Adds a sender for `track_id` to `subscriber`'s connection. The caller
-    /// renegotiates (`maybe_offer`).
+    /// Adds a sender for `track_id` to `subscriber`'s connection, or gives
+    /// it a spare one of an ended Subscription. The caller renegotiates
+    /// (`maybe_offer`).
     pub(super) fn subscribe(&mut self, now: Instant, subscriber: PeerId, track_id: TrackId) {
         if self.is_viewer(subscriber) {
             // A viewer's slots choose their own sources (`viewer.rs`).
@@ -368,33 +395,100 @@ impl Core {
         {
             return;
         }
-        let ssrc: u32 = rand::random();
         let local_track_id = track_id.to_string();
         let rtc_kind = match track.kind {
             MediaKind::Audio => RtpCodecKind::Audio,
             MediaKind::Video => RtpCodecKind::Video,
         };
-        let media_track = MediaStreamTrack::new(
-            track.publisher.to_string(),
-            local_track_id.clone(),
-            local_track_id.clone(),
-            rtc_kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
+        // A spare sender of the same kind and codec (its m-line offers only
+        // the codec it was created with) takes the Track under its own SSRC
+        // (webrtc-rs note 20): the m-line gets the new msid, and the
+        // Forwarder goes on numbering from where it stopped.
+        let spare = peer.spare.iter().position(|s| {
+            s.kind == track.kind
+                && s.codec
+                    .mime_type
+                    .eq_ignore_ascii_case(&track.codec.mime_type)
+                && s.codec.sdp_fmtp_line == track.codec.sdp_fmtp_line
+        });
+        let mut ssrc: u32 = match spare {
+            Some(index) => peer.spare[index].forwarder.out_ssrc(),
+            None => rand::random(),
+        };
+        let sender_track = |ssrc: u32| {
+            MediaStreamTrack::new(
+                track.publisher.to_string(),
+                local_track_id.clone(),
+                local_track_id.clone(),
+                rtc_kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    active: true,
+                    codec: track.codec.clone(),
                     ..Default::default()
-                },
-                active: true,
-                codec: track.codec.clone(),
-                ..Default::default()
-            }],
-        );
+                }],
+            )
+        };
+        if let Some(index) = spare {
+            let mut sub = peer.spare.swap_remove(index);
+            // `rtc` hands out a sender only while its direction sends.
+            if let Some(mut transceiver) = peer
+                .pc
+                .rtp_transceiver(RTCRtpTransceiverId::from(sub.sender_id))
+            {
+                transceiver.set_direction(RTCRtpTransceiverDirection::Sendonly);
+            }
+            let replaced = peer
+                .pc
+                .rtp_sender(sub.sender_id)
+                .map(|mut sender| sender.replace_track(sender_track(ssrc)));
+            match replaced {
+                Some(Ok(())) => {
+                    sub.track = track_id;
+                    sub.local_track_id = local_track_id.clone();
+                    sub.codec = track.codec.clone();
+                    sub.layer = track.video_codec.is_none().then_some(track.order[0]);
+                    sub.target = Some(track.order[0]);
+                    sub.selector = Default::default();
+                    sub.max_level = Some(usize::MAX);
+                    sub.reused = true;
+                    tracing::debug!(peer = %subscriber, track = %track_id, "sender reused");
+                    // Not among the Track's subscribers (nothing is forwarded
+                    // to it) until the client's answer turns the m-line back
+                    // on: what the client would get before that is lost, the
+                    // keyframe first (`handle_answer`).
+                    peer.subscriptions.insert(track_id, sub);
+                    peer.subscription_by_local_id
+                        .insert(local_track_id, track_id);
+                    peer.needs_offer = true;
+                    return;
+                }
+                _ => {
+                    tracing::warn!(peer = %subscriber, track = %track_id, "cannot reuse sender");
+                    // Left out of the spares, inactive: a new sender is
+                    // added instead.
+                    if let Some(mut transceiver) = peer
+                        .pc
+                        .rtp_transceiver(RTCRtpTransceiverId::from(sub.sender_id))
+                    {
+                        transceiver.set_direction(RTCRtpTransceiverDirection::Inactive);
+                    }
+                    ssrc = rand::random();
+                }
+            }
+        }
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Sendonly,
             streams: vec![],
             send_encodings: vec![],
         };
-        let transceiver = match peer.pc.add_transceiver_from_track(media_track, Some(init)) {
+        let transceiver = match peer
+            .pc
+            .add_transceiver_from_track(sender_track(ssrc), Some(init))
+        {
             Ok(t) => t,
             Err(err) => {
                 tracing::warn!(peer = %subscriber, track = %track_id, %err, "cannot add sender");
@@ -424,6 +518,7 @@ impl Core {
                 max_level: Some(usize::MAX),
                 switches: 0,
                 last_forward_at: None,
+                reused: false,
             },
         );
         peer.subscription_by_local_id

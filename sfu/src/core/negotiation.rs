@@ -136,7 +136,29 @@ impl Core {
         // Senders that just became live learn the payload type the client
         // chose for their codec.
         let mut started: Vec<(TrackId, usize)> = Vec::new();
+        let mut reused: Vec<TrackId> = Vec::new();
         for sub in peer.subscriptions.values_mut() {
+            // Only once the answer is to an offer with the m-line sending
+            // (one made after the reuse).
+            if sub.reused
+                && peer
+                    .pc
+                    .rtp_transceiver(RTCRtpTransceiverId::from(sub.sender_id))
+                    .is_some_and(|t| t.current_direction().has_send())
+            {
+                sub.reused = false;
+                // A reused sender: the client receives on it again, from
+                // where its numbering stopped.
+                let gap = sub
+                    .last_forward_at
+                    .map(|t| now.saturating_duration_since(t))
+                    .unwrap_or_default();
+                sub.forwarder.switch_source_after(gap);
+                reused.push(sub.track);
+                if let (MediaKind::Video, Some(layer)) = (sub.kind, sub.target) {
+                    started.push((sub.track, layer));
+                }
+            }
             if sub.forwarder.is_negotiated() {
                 continue;
             }
@@ -156,6 +178,17 @@ impl Core {
                     tracing::warn!(peer = %id, track = %sub.track, codec = %sub.codec.mime_type, "subscriber did not accept the codec")
                 }
             }
+        }
+        // Forwarding to a reused sender starts now (`Core::subscribe`).
+        for track in &reused {
+            if let Some(track) = self.tracks.get_mut(track) {
+                if !track.subscribers.contains(&id) {
+                    track.subscribers.push(id);
+                }
+            }
+        }
+        if !reused.is_empty() {
+            self.select_layers(now, id);
         }
         // A new subscriber needs a keyframe to start decoding.
         for (track, layer) in started {

@@ -40,6 +40,9 @@ pub struct Peer {
     pub subscriptions: HashMap<TrackId, Subscription>,
     /// The same Subscriptions, by the local track id RTCP names them by.
     pub subscription_by_local_id: HashMap<String, TrackId>,
+    /// Ended Subscriptions whose senders (m-lines, now inactive) wait to
+    /// carry the next Track of their kind and codec (`membership.rs`).
+    pub spare: Vec<Subscription>,
     /// ICE and DTLS are up: SRTP can be sent.
     pub connected: bool,
     /// A packet has been forwarded to it (its join time is recorded).
@@ -108,6 +111,7 @@ impl Peer {
             published: HashMap::new(),
             subscriptions: HashMap::new(),
             subscription_by_local_id: HashMap::new(),
+            spare: Vec::new(),
             connected: false,
             first_forwarded: false,
             bytes_in: 0,

@@ -46,6 +46,10 @@ pub struct Subscription {
     /// When a packet was last forwarded (to advance timestamps across a
     /// switch or a pause by the time that passed).
     pub last_forward_at: Option<Instant>,
+    /// The sender was reused for this Track (an m-line another Track's
+    /// Subscription had) and the client has not answered yet: nothing is
+    /// forwarded (it is not among the Track's subscribers) until it does.
+    pub reused: bool,
 }
 
 impl Subscription {

@@ -131,6 +131,7 @@ pub(super) fn attach_senders(peer: &mut Peer) -> Result<(), CoreError> {
                 max_level: Some(usize::MAX),
                 switches: 0,
                 last_forward_at: None,
+                reused: false,
             }),
         });
     }
