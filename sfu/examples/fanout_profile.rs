@@ -8,7 +8,7 @@
 //! ```sh
 //! cargo build --release -p sfu --example fanout_profile
 //! valgrind --tool=callgrind --toggle-collect='fanout_profile::measured' \
-//!   target/release/examples/fanout_profile 1000 100
+//!   target/release/examples/fanout_profile 1000 100 [aes-cm]
 //! ```
 //!
 //! Only `measured` is counted: the set-up (ICE, DTLS) is left out.
@@ -61,6 +61,13 @@ fn main() {
         .expect("subscribers");
 
     let mut config = CoreConfig::new(common::SFU_ADDR.parse().unwrap());
+    // `aes-cm` as a third argument: every leg AES-CM-128-HMAC-SHA1-80
+    // instead of the default AES-128-GCM.
+    if args.get(3).is_some_and(|a| a == "aes-cm") {
+        config.srtp_profiles = vec![
+            rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        ];
+    }
     // The clock stands still while packets go in: no inbound cap, or the
     // publisher's token bucket would empty after a second's worth.
     config.inbound_limits = sfu::core::rate_limit::InboundLimits {
