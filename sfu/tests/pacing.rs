@@ -1,7 +1,7 @@
-//! A subscriber whose downlink cannot keep up, on a virtual clock: its
-//! media waits in a pacing queue of its own, the queue drops its oldest
-//! video and never its audio, a keyframe is asked for after the drops, and
-//! another subscriber of the same Track gets everything, at once.
+//! A subscriber whose downlink cannot keep up, on a virtual clock: it gets
+//! its video only within its own budget (four times its estimate), all of
+//! its audio, a keyframe is asked for after the drops, and another
+//! subscriber of the same Track gets everything.
 
 #![allow(clippy::unwrap_used)]
 
@@ -53,7 +53,7 @@ fn a_slow_subscriber_is_paced_alone_and_keeps_its_audio() {
     send(&mut sim, alice, &mut seq, Duration::from_secs(2));
     assert_eq!(sim.dropped(DropReason::QueueFull), 0, "plenty of room");
 
-    // Bob's downlink falls to 100 kbit/s: he is paced at 250 kbit/s.
+    // Bob's downlink falls to 100 kbit/s: his budget is 400 kbit/s.
     sim.send_remb(bob, 100_000.0);
     sim.advance(Duration::from_millis(600));
     let before = |sim: &Sim| {
@@ -71,21 +71,21 @@ fn a_slow_subscriber_is_paced_alone_and_keeps_its_audio() {
     let (bob_video2, bob_audio2, carol_video2, carol_audio2) = before(&sim);
 
     // Carol got every packet of the 4 s; Bob got all the audio and about
-    // what 250 kbit/s carries of the video.
+    // what 400 kbit/s carries of the video.
     assert_eq!(carol_video2 - carol_video, 400, "Carol's video");
     assert_eq!(carol_audio2 - carol_audio, 200, "Carol's audio");
     assert_eq!(bob_audio2 - bob_audio, 200, "no audio of Bob's dropped");
     let bob_got = bob_video2 - bob_video;
     assert!(
-        (50..200).contains(&bob_got),
-        "Bob's video is held to his pacing rate: {bob_got} of 400"
+        (100..300).contains(&bob_got),
+        "Bob's video is held to his budget: {bob_got} of 400"
     );
     let dropped = sim.dropped(DropReason::QueueFull);
-    // What Bob did not get was dropped and counted. Resends of it are not
-    // piled on while his queue is behind (his NACKs then go unanswered), so
-    // the drops stay near the video he missed rather than multiply.
+    // What Bob did not get was dropped and counted, about once (his NACKs
+    // go unanswered while he is over budget; the count of what he got
+    // includes a few resends from before).
     assert!(
-        (380..=800).contains(&(dropped as usize + bob_got)),
+        (380..=460).contains(&(dropped as usize + bob_got)),
         "{dropped} dropped, {bob_got} received"
     );
     assert!(

@@ -30,8 +30,8 @@ pub enum DropReason {
     /// The publisher muted the Track.
     Muted,
     /// A NACKed packet is no longer in the Track's cache (or was never
-    /// sent to this subscriber), or the subscriber's pacing queue is behind
-    /// (a resend would only be dropped there in turn).
+    /// sent to this subscriber), or the subscriber is over its budget
+    /// (`pacer.rs`).
     TooLateForRetransmission,
     /// A video subscription is waiting for its first keyframe.
     AwaitingKeyframe,
@@ -47,8 +47,8 @@ pub enum DropReason {
     /// layer, so its video is paused and its audio goes on (counted per
     /// packet of the lowest layer).
     Congested,
-    /// Sent, then dropped from the subscriber's pacing queue: its downlink
-    /// could not keep up (`pacer.rs`; oldest video first, audio last).
+    /// Beyond the subscriber's budget: its downlink cannot keep up
+    /// (`pacer.rs`; video only, never audio).
     QueueFull,
     /// The shared UDP socket's send buffer was full: the datagram (media or
     /// not) was dropped rather than make the Worker wait.

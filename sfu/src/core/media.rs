@@ -169,6 +169,15 @@ impl Core {
                 continue;
             }
             let size = out.header.marshal_size() + out.payload.len();
+            if !peer.pacer.admit(now, size, track.kind == MediaKind::Audio) {
+                // Beyond its downlink's budget (`pacer.rs`): dropped before
+                // `rtc` numbers it, and a keyframe asked for now and then.
+                counters.drop(DropReason::QueueFull);
+                if peer.pacer.keyframe_due(now) {
+                    needs_keyframe = true;
+                }
+                continue;
+            }
             let sent = peer
                 .pc
                 .rtp_sender(sub.sender_id)
@@ -296,9 +305,9 @@ impl Core {
         else {
             return;
         };
-        if peer.pacer.queued() > 0 {
-            // Its downlink is already behind: a resend would only queue
-            // behind what it cannot take, and be dropped in turn.
+        if peer.pacer.is_behind(now) {
+            // Its downlink is already behind: a resend would only take
+            // budget from new media.
             for pair in &nack.nacks {
                 for _ in *pair {
                     counters.drop(DropReason::TooLateForRetransmission);

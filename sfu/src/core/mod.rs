@@ -409,8 +409,6 @@ pub struct Core {
     fanout_flush: bool,
     /// RTCP messages `rtc` has handed over (wrapping), likewise.
     rtcp_yielded: u32,
-    /// Peers with media waiting in their pacer.
-    paced: Vec<PeerId>,
 }
 
 impl Core {
@@ -440,7 +438,6 @@ impl Core {
             timers: BTreeSet::new(),
             fanout_flush: false,
             rtcp_yielded: 0,
-            paced: Vec::new(),
         }
     }
 
@@ -474,10 +471,7 @@ impl Core {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let peer = self.timers.first().map(|(t, _)| *t);
         let own = (!self.peers.is_empty()).then_some(self.next_sample);
-        peer.into_iter()
-            .chain(own)
-            .chain(self.next_paced_release())
-            .min()
+        peer.into_iter().chain(own).min()
     }
 
     /// Asks `rtc` when Peer `id`'s connection next needs
@@ -500,7 +494,6 @@ impl Core {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.release_paced(now);
         if now >= self.next_sample {
             // Every Peer's timer asked afresh: a timer that moved without a
             // drain (a command on its connection) is found here at the latest.
@@ -663,7 +656,6 @@ impl Core {
             return false;
         };
         let mut pinned = false;
-        let mut dropped = 0;
         while let Some(out) = peer.pc.poll_write() {
             if !peer.server_hello_sent && dtls_guard::is_server_hello(&out.message) {
                 peer.server_hello_sent = true;
@@ -678,26 +670,14 @@ impl Core {
             } else {
                 rtcp_count::classify(&out.message) == rtcp_count::DatagramKind::Media
             };
-            let transmit = Transmit {
+            self.transmits.push_back(Transmit {
                 destination,
                 protocol,
                 data: out.message,
                 received_at: self.ingress,
                 media,
-            };
-            if media {
-                let subscriptions = &peer.subscriptions;
-                dropped += peer.pacer.offer(
-                    now,
-                    transmit,
-                    |data| pacer::media_of(subscriptions, data),
-                    &mut self.transmits,
-                );
-            } else {
-                self.transmits.push_back(transmit);
-            }
+            });
         }
-        self.after_pacing(now, id, dropped);
         if let (true, Some(key)) = (pinned, pin) {
             self.routes.pin(key, id, now);
             tracing::debug!(peer = %id, protocol = ?key.0, addr = %key.1, "address pinned");
