@@ -31,7 +31,7 @@ pub enum DropReason {
     Muted,
     /// A NACKed packet is no longer in the Track's cache (or was never
     /// sent to this subscriber), or the subscriber is over its budget
-    /// (`pacer.rs`).
+    /// (`budget.rs`).
     TooLateForRetransmission,
     /// A video subscription is waiting for its first keyframe.
     AwaitingKeyframe,
@@ -48,7 +48,7 @@ pub enum DropReason {
     /// packet of the lowest layer).
     Congested,
     /// Beyond the subscriber's budget: its downlink cannot keep up
-    /// (`pacer.rs`; video only, never audio).
+    /// (`budget.rs`; video only, never audio).
     QueueFull,
     /// The shared UDP socket's send buffer was full: the datagram (media or
     /// not) was dropped rather than make the Worker wait.

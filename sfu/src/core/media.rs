@@ -169,11 +169,11 @@ impl Core {
                 continue;
             }
             let size = out.header.marshal_size() + out.payload.len();
-            if !peer.pacer.admit(now, size, track.kind == MediaKind::Audio) {
-                // Beyond its downlink's budget (`pacer.rs`): dropped before
+            if !peer.budget.admit(now, size, track.kind == MediaKind::Audio) {
+                // Beyond its downlink's budget (`budget.rs`): dropped before
                 // `rtc` numbers it, and a keyframe asked for now and then.
                 counters.drop(DropReason::QueueFull);
-                if peer.pacer.keyframe_due(now) {
+                if peer.budget.keyframe_due(now) {
                     needs_keyframe = true;
                 }
                 continue;
@@ -305,7 +305,7 @@ impl Core {
         else {
             return;
         };
-        if peer.pacer.is_behind(now) {
+        if peer.budget.is_behind(now) {
             // Its downlink is already behind: a resend would only take
             // budget from new media.
             for pair in &nack.nacks {

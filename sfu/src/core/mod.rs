@@ -11,6 +11,7 @@
 
 mod admin;
 pub mod audio_level;
+pub mod budget;
 pub mod codecs;
 pub mod containment;
 pub mod dedup;
@@ -28,7 +29,6 @@ mod media_consent;
 mod membership;
 pub mod nack_cache;
 mod negotiation;
-pub mod pacer;
 pub mod peer;
 pub mod peer_config;
 mod permissions;

@@ -84,8 +84,8 @@ pub struct Peer {
     pub last_inbound: Instant,
     /// Not announced to the room nor listed to newcomers (a WHEP viewer).
     pub hidden: bool,
-    /// Holds its outgoing media to what its downlink carries (`pacer.rs`).
-    pub pacer: super::pacer::Pacer,
+    /// Holds its outgoing media to what its downlink carries (`budget.rs`).
+    pub budget: super::budget::Budget,
 }
 
 impl Peer {
@@ -130,7 +130,7 @@ impl Peer {
             media_consent: false,
             last_inbound: now,
             hidden: false,
-            pacer: super::pacer::Pacer::default(),
+            budget: super::budget::Budget::default(),
         }
     }
 }

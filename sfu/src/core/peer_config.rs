@@ -126,8 +126,8 @@ pub fn build_peer_connection(
     // Transport-wide congestion control both ways: TWCC sequence numbers on
     // what we send and feedback on what we receive, and a GCC estimator per
     // connection fed by the subscriber's TWCC feedback. Its estimate is the
-    // subscriber's downlink (`quality.rs`). No pacer: forwarding must not
-    // queue.
+    // subscriber's downlink (`quality.rs`). No pacer in `rtc`: forwarding
+    // must not queue (the core's own `budget.rs` drops instead).
     let estimator = Gcc::new(INITIAL_BANDWIDTH_ESTIMATE, GCC_MIN_BITRATE, GCC_MAX_BITRATE);
     let registry = configure_twcc(registry, &mut media_engine)?.with(
         Slot::CongestionControl,

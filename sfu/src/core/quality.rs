@@ -112,7 +112,7 @@ impl Core {
             if !peer.twcc {
                 if let Some(bps) = peer.quality.remb {
                     peer.quality.bandwidth_estimate = Some(bps);
-                    peer.pacer.set_estimate(bps);
+                    peer.budget.set_estimate(bps);
                     self.histograms.subscriber_bandwidth.observe(bps);
                 }
                 continue;
@@ -133,7 +133,7 @@ impl Core {
                 });
             if let Some(bps) = estimate {
                 peer.quality.bandwidth_estimate = Some(bps);
-                peer.pacer.set_estimate(bps);
+                peer.budget.set_estimate(bps);
                 self.histograms.subscriber_bandwidth.observe(bps);
             }
         }

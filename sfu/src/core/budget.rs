@@ -43,7 +43,7 @@ pub const BEHIND_FOR: Duration = Duration::from_millis(500);
 
 /// One Peer's budget (see the module docs).
 #[derive(Debug, Default)]
-pub struct Pacer {
+pub struct Budget {
     /// Bytes per second; `None` before the first estimate (no limit).
     rate: Option<f64>,
     tokens: f64,
@@ -54,7 +54,7 @@ pub struct Pacer {
     keyframe_at: Option<Instant>,
 }
 
-impl Pacer {
+impl Budget {
     /// Sets the rate from a bandwidth estimate in bits per second.
     pub fn set_estimate(&mut self, bps: f64) {
         if bps.is_finite() && bps > 0.0 {
@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn no_limit_until_an_estimate_and_a_keyframe_fits_at_once() {
-        let mut p = Pacer::default();
+        let mut p = Budget::default();
         let now = Instant::now();
         assert!((0..1000).all(|_| p.admit(now, 1200, false)), "no estimate");
         p.set_estimate(1_000_000.0);
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_slow_downlink_loses_video_beyond_its_budget_and_never_audio() {
-        let mut p = Pacer::default();
+        let mut p = Budget::default();
         // 100 kbit/s estimate: 400 kbit/s budget, 50 kB/s.
         p.set_estimate(100_000.0);
         let t0 = Instant::now();

@@ -35,7 +35,7 @@ fn count(sim: &Sim, i: usize, kind: RtpCodecKind) -> usize {
 }
 
 #[test]
-fn a_slow_subscriber_is_paced_alone_and_keeps_its_audio() {
+fn a_slow_subscriber_is_held_to_its_budget_and_keeps_its_audio() {
     let mut sim = Sim::new();
     let alice = sim.add_client("alice", true);
     // Bob and Carol negotiate no TWCC, so their REMB sets their estimate.
