@@ -7,7 +7,7 @@
 # the other 19 lose under 0.5% of their packets and keep their p99 latency
 # within 20% of the first run's (or 25 ms, whichever is more: a debug build
 # on a shared 2-core machine), the slow one still gets audio, and the
-# server counted drops for it (queue_full) and still answers /metrics.
+# server counted drops for it (over_budget) and still answers /metrics.
 # Reports go to test-artifacts/loadtest-slow-*.
 # Needs target/debug/sfu-server and target/debug/sfu-loadtest.
 set -euo pipefail
@@ -46,7 +46,7 @@ def counter(name):
     m = re.search(r"^" + re.escape(name) + r" (\S+)$", metrics, re.M)
     return float(m.group(1)) if m else 0.0
 
-queue_full = counter('sfu_packets_dropped_total{reason="queue_full"}')
+over_budget = counter('sfu_packets_dropped_total{reason="over_budget"}')
 slow = run.get("slow_subscribers") or {}
 p99_base = base["latency_ms"]["p99"]
 p99 = run["latency_ms"]["p99"]
@@ -55,7 +55,7 @@ print(f"others: loss {run['packets']['loss_pct']:.3f}% (baseline {base['packets'
       f"p99 {p99:.1f} ms (baseline {p99_base:.1f} ms, allowed {allowed:.1f}), "
       f"join success {run['peers']['join_success_pct']:.0f}%")
 print(f"slow subscriber: {json.dumps(slow)}")
-print(f"server: queue_full drops {queue_full:.0f}")
+print(f"server: over_budget drops {over_budget:.0f}")
 failures = []
 if run["peers"]["succeeded"] < 21:
     failures.append(f"only {run['peers']['succeeded']} of 21 peers succeeded")
@@ -67,8 +67,8 @@ if slow.get("peers") != 1 or slow.get("received", 0) == 0:
     failures.append("the slow subscriber received nothing")
 if slow.get("audio_expected", 0) == 0 or slow.get("audio_loss_pct", 100.0) >= 90.0:
     failures.append("the slow subscriber got (almost) no audio")
-if queue_full <= 0:
-    failures.append("the server counted no queue_full drops")
+if over_budget <= 0:
+    failures.append("the server counted no over_budget drops")
 for f in failures:
     print(f"FAIL: {f}")
 sys.exit(1 if failures else 0)

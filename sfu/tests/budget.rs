@@ -51,7 +51,7 @@ fn a_slow_subscriber_is_held_to_its_budget_and_keeps_its_audio() {
     sim.send_remb(bob, 5_000_000.0);
     sim.send_remb(carol, 5_000_000.0);
     send(&mut sim, alice, &mut seq, Duration::from_secs(2));
-    assert_eq!(sim.dropped(DropReason::QueueFull), 0, "plenty of room");
+    assert_eq!(sim.dropped(DropReason::OverBudget), 0, "plenty of room");
 
     // Bob's downlink falls to 100 kbit/s: his budget is 400 kbit/s.
     sim.send_remb(bob, 100_000.0);
@@ -80,7 +80,7 @@ fn a_slow_subscriber_is_held_to_its_budget_and_keeps_its_audio() {
         (100..300).contains(&bob_got),
         "Bob's video is held to his budget: {bob_got} of 400"
     );
-    let dropped = sim.dropped(DropReason::QueueFull);
+    let dropped = sim.dropped(DropReason::OverBudget);
     // What Bob did not get was dropped and counted, about once (his NACKs
     // go unanswered while he is over budget; the count of what he got
     // includes a few resends from before).

@@ -8,7 +8,7 @@
 //! A forwarded video packet the bucket cannot cover is dropped *before* it
 //! reaches `rtc`; audio always goes (it may take the bucket below zero), so
 //! video is what a slow downlink loses, never audio first. The core counts
-//! each drop (`queue_full`) and asks the publisher for a keyframe, at most
+//! each drop (`over_budget`) and asks the publisher for a keyframe, at most
 //! once per [`KEYFRAME_BACKOFF`] per subscriber, so that one hopeless
 //! downlink does not make a publisher send keyframes to everyone all the
 //! time.

@@ -49,7 +49,7 @@ pub enum DropReason {
     Congested,
     /// Beyond the subscriber's budget: its downlink cannot keep up
     /// (`budget.rs`; video only, never audio).
-    QueueFull,
+    OverBudget,
     /// The shared UDP socket's send buffer was full: the datagram (media or
     /// not) was dropped rather than make the Worker wait.
     SocketFull,
@@ -70,7 +70,7 @@ impl DropReason {
         DropReason::NoSubscriber,
         DropReason::Padding,
         DropReason::Congested,
-        DropReason::QueueFull,
+        DropReason::OverBudget,
         DropReason::SocketFull,
     ];
 
@@ -89,7 +89,7 @@ impl DropReason {
             DropReason::NoSubscriber => "no_subscriber",
             DropReason::Padding => "padding",
             DropReason::Congested => "congested",
-            DropReason::QueueFull => "queue_full",
+            DropReason::OverBudget => "over_budget",
             DropReason::SocketFull => "socket_full",
         }
     }

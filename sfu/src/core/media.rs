@@ -172,7 +172,7 @@ impl Core {
             if !peer.budget.admit(now, size, track.kind == MediaKind::Audio) {
                 // Beyond its downlink's budget (`budget.rs`): dropped before
                 // `rtc` numbers it, and a keyframe asked for now and then.
-                counters.drop(DropReason::QueueFull);
+                counters.drop(DropReason::OverBudget);
                 if peer.budget.keyframe_due(now) {
                     needs_keyframe = true;
                 }
