@@ -62,11 +62,6 @@ impl Budget {
         }
     }
 
-    /// The budget in bits per second, if limited.
-    pub fn rate_bps(&self) -> Option<f64> {
-        self.rate.map(|r| r * 8.0)
-    }
-
     fn depth(rate: f64) -> f64 {
         (rate * BURST.as_secs_f64()).max(MIN_BURST_BYTES)
     }
