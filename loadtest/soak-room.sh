@@ -8,23 +8,16 @@
 # At the end it prints RSS and p99 latency over the run, by 5-minute window.
 # Build first: cargo build --release --bin sfu-server --bin sfu-loadtest
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ARTIFACTS="$PWD/test-artifacts"
-mkdir -p "$ARTIFACTS"
+
+export SFU_BUILD=release
+# shellcheck source=loadtest/ci-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ci-lib.sh"
 DURATION=${SOAK_DURATION:-30m}
 
 if [ "${1:-}" = "--inside" ]; then
-  work="$(mktemp -d)"
-  target/release/sfu-server --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 \
-    >"$work/server.out" 2>"$ARTIFACTS/soak-room-server.log" &
-  server=$!
-  url=""
-  for _ in $(seq 100); do
-    url="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/server.out" | head -n 1 || true)"
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
-  [ -n "$url" ] || { echo "sfu-server did not start" >&2; exit 1; }
+  start_server soak-room-server.log
+  server=$SERVER_PID
+  url=$SERVER_URL
   csv="$ARTIFACTS/soak-room-server.csv"
   echo "t_s,rss_kib,fds,tokio_tasks" >"$csv"
   (
@@ -45,7 +38,6 @@ if [ "${1:-}" = "--inside" ]; then
   kill -TERM "$server"
   wait "$server" || true
   kill "$sampler" 2>/dev/null || true
-  rm -rf "$work"
   python3 - "$ARTIFACTS" <<'PY'
 import csv, json, sys
 art = sys.argv[1]
@@ -72,6 +64,4 @@ PY
   exit "$status"
 fi
 
-netns=(unshare --net)
-[ "$(id -u)" -eq 0 ] || netns=(unshare --map-root-user --net)
 "${netns[@]}" sh -c 'ip link set lo up && exec bash "$0" --inside' "${BASH_SOURCE[0]}"
