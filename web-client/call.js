@@ -21,14 +21,10 @@ const STALL_MS = 1500;
 /** The least time between two ICE restarts; it doubles while they fail. */
 const RESTART_BACKOFF_MS = [0, 5000, 10_000, 20_000, 30_000];
 /**
- * Whether the camera is published as simulcast: off unless the page's URL
- * says `simulcast=1`. The SFU (rtc 0.21) forgets a publisher's simulcast
- * SSRCs whenever that publisher's connection is renegotiated (as when
- * someone else starts publishing), and Chromium names the rid of an SSRC
- * only in its first packets, so from then on the SFU drops that camera:
- * on by default once the SFU keeps them.
+ * Whether the camera is published as simulcast unless the page's URL says
+ * otherwise (`simulcast=0` turns it off, `simulcast=1` on).
  */
-export const SIMULCAST_BY_DEFAULT = false;
+export const SIMULCAST_BY_DEFAULT = true;
 
 /** `simulcast=1` or `=0` in the URL the page was opened with (it is rewritten when joining). */
 const SIMULCAST_PARAM = new URLSearchParams(window.location.search).get('simulcast');

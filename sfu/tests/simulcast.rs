@@ -267,3 +267,44 @@ fn dynacast_pauses_layers_nobody_receives_and_resumes_them_on_demand() {
     assert_eq!(last_size(&run.sim, subs[1], alice), 1_200);
     assert_eq!(last_size(&run.sim, subs[0], alice), 190);
 }
+
+/// Someone else publishing renegotiates the simulcast publisher's
+/// connection; its layers keep arriving although its packets no longer name
+/// their rid, as Chromium's do once a receiver report has acknowledged
+/// them (webrtc-rs note 21: `rtc` would forget the layers' SSRCs).
+#[test]
+fn layers_survive_a_renegotiation_after_the_rid_headers_stop() {
+    let (mut run, subs) = Run::new(&["bob"], false);
+    let bob = subs[0];
+    run.sim.send_remb(bob, 5_000_000.0);
+    let alice = run.alice();
+    run.send(Duration::from_secs(1), &["q", "h", "f"], false);
+    run.sim.clients[run.publisher].rid_headers = false;
+    run.send(Duration::from_secs(1), &["q", "h", "f"], false);
+    let before = run.sim.video_from(bob, alice).len();
+    assert!(before > 150, "bob gets alice's video: {before}");
+
+    let publisher = run.publisher;
+    let offers = move |sim: &Sim| {
+        sim.clients[publisher]
+            .signals
+            .iter()
+            .filter(|s| matches!(s, Signal::Offer { .. }))
+            .count()
+    };
+    let offered = offers(&run.sim);
+    let carol = run.sim.add_client("carol", true);
+    run.sim.join(carol, "room");
+    run.sim.connect_all();
+    run.sim.send_frames(carol, 1, 3);
+    run.send(Duration::from_millis(500), &["q", "h", "f"], false);
+    assert!(
+        offers(&run.sim) > offered,
+        "alice's connection was renegotiated for carol's tracks"
+    );
+
+    let at_renegotiation = run.sim.video_from(bob, alice).len();
+    run.send(Duration::from_secs(2), &["q", "h", "f"], false);
+    let after = run.sim.video_from(bob, alice).len() - at_renegotiation;
+    assert!(after >= 190, "bob got {after} of 200 packets after it");
+}

@@ -1,6 +1,5 @@
-// Simulcast end to end with real Chromium, the pages opened with
-// `simulcast=1` (the client's default is off: see SIMULCAST_BY_DEFAULT in
-// web-client/call.js). A publisher (Chromium's fake camera at 1280x720)
+// Simulcast end to end with real Chromium (the web client's default: see
+// SIMULCAST_BY_DEFAULT in web-client/call.js). A publisher (Chromium's fake camera at 1280x720)
 // sends three encodings (q 320x180, h 640x360, f 1280x720), and two
 // receive-only subscribers get the layer their tile needs, as their pages
 // report it (`videoPreference`):
@@ -19,9 +18,9 @@
 //     or shows the "video paused" notice, its decoder not frozen; A stays at
 //     1280 meanwhile;
 //   - the limit lifted, B climbs back to h or f;
-//   - (todo) a second publisher joins, which renegotiates the first one's
-//     connection: the first camera must still reach A. Today the SFU drops
-//     it from then on (rtc logs "drop rtp packet ssrc" for its three SSRCs).
+//   - a second publisher joins, which renegotiates the first one's
+//     connection: the first camera still reaches A, though Chromium no
+//     longer names the rids of its SSRCs (sfu/src/core/simulcast_sdp.rs).
 // The subscribers publish nothing, so until that last step the publisher's
 // connection is negotiated once. The figures (times, layers, estimates,
 // packet counts, /metrics lines) are printed for the record, and what B
@@ -148,8 +147,7 @@ async function join(b, name, { viewport, publish = false, dpr = 1 }) {
   const p = await openHome(b, server.url, name, {
     viewport,
     contextOptions: { deviceScaleFactor: dpr },
-    // Simulcast is off by default in the client (call.js, SIMULCAST_BY_DEFAULT).
-    path: `/?room=${room}&simulcast=1`,
+    path: `/?room=${room}`,
     init: publish
       ? null
       : (context) =>
@@ -385,8 +383,7 @@ describe('simulcast: layers by tile size and bandwidth, and dynacast', { skip },
     assert.ok(figures.recoverMs <= 25_000);
   });
 
-  it('(todo) a second publisher joins: the first camera still reaches A', {
-    todo: 'the SFU drops a simulcast camera once its connection is renegotiated (web-client/call.js, SIMULCAST_BY_DEFAULT)',
+  it('a second publisher joins: the first camera still reaches A', {
     timeout: 60_000,
   }, async (t) => {
     if (run.failed) return t.skip('an earlier step failed');

@@ -43,6 +43,7 @@ pub mod routes;
 pub mod rtcp_check;
 pub mod rtcp_count;
 mod simulcast;
+mod simulcast_sdp;
 pub mod stats;
 pub mod subscription;
 pub mod track;

@@ -13,6 +13,7 @@ use rtc::sdp::extmap::TRANSPORT_CC_URI;
 
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::peer_config::{host_candidate, tcp_candidate};
+use super::simulcast_sdp::keep_simulcast_receivers;
 use super::{Core, CoreError, Signal};
 
 /// Relay candidates remembered per Peer, at most.
@@ -39,8 +40,9 @@ impl Core {
         super::containment::fault::check_offer(&sdp);
         let peer = self.peers.get_mut(&id).ok_or(CoreError::UnknownPeer)?;
         let twcc = sdp.contains(TRANSPORT_CC_URI);
+        let kept = keep_simulcast_receivers(peer.remote_sdp.as_deref(), &sdp).into_owned();
         let offer =
-            RTCSessionDescription::offer(sdp).map_err(|e| CoreError::BadSdp(e.to_string()))?;
+            RTCSessionDescription::offer(kept).map_err(|e| CoreError::BadSdp(e.to_string()))?;
         if peer.awaiting_answer {
             let rollback =
                 RTCSessionDescription::rollback(None).map_err(|e| CoreError::Rtc(e.to_string()))?;
@@ -59,6 +61,7 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&id) else {
             return Err(CoreError::UnknownPeer);
         };
+        peer.remote_sdp = Some(sdp);
         peer.twcc = twcc;
         let first = !peer.negotiated_once;
         if first {
@@ -125,11 +128,13 @@ impl Core {
             return Err(CoreError::NoOfferOutstanding);
         }
         let twcc = sdp.contains(TRANSPORT_CC_URI);
+        let kept = keep_simulcast_receivers(peer.remote_sdp.as_deref(), &sdp).into_owned();
         let answer =
-            RTCSessionDescription::answer(sdp).map_err(|e| CoreError::BadSdp(e.to_string()))?;
+            RTCSessionDescription::answer(kept).map_err(|e| CoreError::BadSdp(e.to_string()))?;
         peer.pc
             .set_remote_description(now, answer)
             .map_err(|e| CoreError::BadSdp(e.to_string()))?;
+        peer.remote_sdp = Some(sdp);
         peer.awaiting_answer = false;
         peer.twcc = twcc;
 

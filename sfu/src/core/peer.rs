@@ -32,6 +32,9 @@ pub struct Peer {
     pub negotiated_once: bool,
     /// A server offer is out and its answer has not come back.
     pub awaiting_answer: bool,
+    /// The client's last description applied, as it sent it (what `rtc`
+    /// holds may have lines removed by `simulcast_sdp`).
+    pub remote_sdp: Option<String>,
     /// Subscriptions changed since the last offer.
     pub needs_offer: bool,
     /// Tracks it publishes, by `rtc`'s track id on its connection.
@@ -107,6 +110,7 @@ impl Peer {
             joined_at: now,
             negotiated_once: false,
             awaiting_answer: false,
+            remote_sdp: None,
             needs_offer: false,
             published: HashMap::new(),
             subscriptions: HashMap::new(),

@@ -78,6 +78,10 @@ pub struct Client {
     pub cut: bool,
     /// Simulcast layers it publishes: rid and SSRC, lowest first.
     pub layers: Vec<(String, u32)>,
+    /// Its layer packets carry the `mid` and `rid` header extensions
+    /// (default on). Chromium stops sending them once a receiver report has
+    /// acknowledged the SSRC.
+    pub rid_headers: bool,
     /// SSRCs a PLI asked a keyframe of, not yet sent.
     pub keyframe_ssrcs: std::collections::HashSet<u32>,
     /// Signals the core sent it (its socket's view), kept in order.
@@ -302,6 +306,7 @@ impl Sim {
             plis_received: 0,
             cut: false,
             layers: Vec::new(),
+            rid_headers: true,
             keyframe_ssrcs: std::collections::HashSet::new(),
             publish_layers: Vec::new(),
         });
@@ -531,6 +536,7 @@ impl Sim {
         let (sender, _) = c.video_sender.expect("a publishing client");
         let ssrc = c.layers.iter().find(|(r, _)| r == rid).unwrap().1;
         let keyframe = c.keyframe_ssrcs.remove(&ssrc) || force_keyframe;
+        let rid_headers = c.rid_headers;
         let mid =
             c.pc.rtp_transceiver(rtc::rtp_transceiver::RTCRtpTransceiverId::from(sender))
                 .and_then(|t| t.mid().clone())
@@ -565,12 +571,12 @@ impl Sim {
             marker: true,
             ..Default::default()
         };
-        if let Some(id) = mid_id {
+        if let Some(id) = mid_id.filter(|_| rid_headers) {
             header
                 .set_extension(id, Bytes::from(mid.into_bytes()))
                 .unwrap();
         }
-        if let Some(id) = rid_id {
+        if let Some(id) = rid_id.filter(|_| rid_headers) {
             header
                 .set_extension(id, Bytes::from(rid.as_bytes().to_vec()))
                 .unwrap();
