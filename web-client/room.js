@@ -12,7 +12,7 @@
 // receives (`publishLayers`).
 
 import { accessToken, hasPageToken, lastAccessToken, NEEDS_TOKEN_TEXT } from './access.js';
-import { Call } from './call.js';
+import { Call, simulcastWanted } from './call.js';
 import { describeMediaError, fillPicker, getCameraTrack, getMicTrack, rememberDevice } from './devices.js';
 import { VideoPreferences } from './preferences.js';
 import { QualityMonitor } from './quality.js';
@@ -499,6 +499,8 @@ export class RoomSession {
     this.state = 'joined';
     this.peerId = msg.peerId;
     this.resumeToken = msg.resumeToken ?? null;
+    // The server may ask for one camera encoding instead of simulcast.
+    this.simulcast = msg.simulcast !== false && simulcastWanted();
     if (this.rejoining) {
       // Everyone's tracks come again on the new connection.
       this.roster.clear();
@@ -552,7 +554,7 @@ export class RoomSession {
   #publish() {
     const camera = this.cam ?? (this.camOff ? this.lastCam : null);
     const tracks = [this.mic, camera].filter(Boolean);
-    this.call.start(tracks.length ? new MediaStream(tracks) : null, { cameraSize: this.camSize });
+    this.call.start(tracks.length ? new MediaStream(tracks) : null, { cameraSize: this.camSize, simulcast: this.simulcast });
     if (this.mic && this.micMuted) {
       this.send({ type: 'mute', trackId: this.call.publishedId('audio'), muted: true });
       this.call.replace('audio', null).catch((err) => console.warn('room: muting the new microphone sender failed', err));

@@ -18,4 +18,5 @@ pub mod core;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod io;
+pub mod placement;
 pub mod worker;

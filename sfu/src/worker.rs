@@ -1,6 +1,9 @@
-//! A Worker: one thread that owns one sans-IO [`Core`], the shared UDP
-//! socket and the ICE-TCP listener, and the [`WorkerHandle`] the control
-//! plane talks to it through.
+//! Workers: each one thread that owns one sans-IO [`Core`], its UDP socket
+//! and its ICE-TCP listener; and the [`WorkerHandle`] the control plane
+//! talks to them through. With several Workers, Worker `k` listens on the
+//! configured ports plus `k`, holds whole rooms (`placement.rs`), and its
+//! Peers' ids are `k + 1` modulo the number of Workers, so a request about
+//! a Peer goes straight to its Worker.
 //!
 //! Commands go in over a bounded channel, each with a `oneshot` reply; a
 //! full channel is reported as [`WorkerError::Busy`] rather than waited on.
@@ -9,6 +12,7 @@
 //! disconnected (its signaling would otherwise be lost silently).
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -16,9 +20,10 @@ pub use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{
-    Core, CoreConfig, CoreError, Joined, ParticipantStats, PeerId, Permissions, RoomStats, Signal,
-    Snapshot, TrackId,
+    Core, CoreConfig, CoreError, IdSpace, Joined, ParticipantStats, PeerId, Permissions, RoomStats,
+    Signal, Snapshot, TrackId,
 };
+use crate::placement::Placement;
 
 /// Commands waiting for the Worker beyond this are refused with `Busy`.
 pub const COMMAND_QUEUE: usize = 1024;
@@ -45,6 +50,8 @@ pub struct WorkerConfig {
     pub inbound_limits: crate::core::rate_limit::InboundLimits,
     /// Packets each Track keeps to answer subscribers' NACKs.
     pub cache_sizes: crate::core::track::CacheSizes,
+    /// How many Workers (threads, each with its own ports) to run.
+    pub workers: usize,
 }
 
 impl WorkerConfig {
@@ -58,6 +65,7 @@ impl WorkerConfig {
             consent_timeout: crate::core::DEFAULT_CONSENT_TIMEOUT,
             inbound_limits: crate::core::rate_limit::InboundLimits::default(),
             cache_sizes: crate::core::track::CacheSizes::default(),
+            workers: 1,
         }
     }
 }
@@ -173,28 +181,74 @@ impl Command {
     }
 }
 
-/// The control plane's side of a Worker. Cheap to clone.
-#[derive(Clone)]
-pub struct WorkerHandle {
+/// One Worker as the control plane sees it.
+#[derive(Debug)]
+struct Shard {
     commands: mpsc::Sender<Command>,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
     public_addrs: Vec<SocketAddr>,
 }
 
-/// A running Worker: its handle and its thread.
+/// The control plane's side of the Workers. Cheap to clone.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    shards: Arc<[Shard]>,
+    placement: Arc<Placement>,
+}
+
+/// The running Workers: their handle and their threads.
 pub struct Worker {
-    /// Talk to it through this.
+    /// Talk to them through this.
     pub handle: WorkerHandle,
-    /// Ends when every handle is dropped.
-    pub thread: JoinHandle<()>,
+    /// Each ends when every handle is dropped.
+    pub threads: Vec<JoinHandle<()>>,
+}
+
+/// `port + k`, or 0 (a free port) for 0.
+fn nth_port(addr: SocketAddr, k: usize) -> std::io::Result<SocketAddr> {
+    if addr.port() == 0 {
+        return Ok(addr);
+    }
+    u16::try_from(usize::from(addr.port()) + k)
+        .map(|port| SocketAddr::new(addr.ip(), port))
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("port {} + worker {k} is beyond 65535", addr.port()),
+            )
+        })
 }
 
 impl Worker {
-    /// Binds the UDP socket and the ICE-TCP listener, and starts the
-    /// Worker's thread.
+    /// Binds each Worker's UDP socket and ICE-TCP listener, and starts
+    /// their threads.
     pub fn spawn(config: WorkerConfig) -> std::io::Result<Worker> {
-        let socket = UdpSocket::bind(config.udp_bind)?;
+        let workers = config.workers.max(1);
+        let placement = Arc::new(Placement::new(workers));
+        let mut shards = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers);
+        for k in 0..workers {
+            let (shard, thread) = Self::spawn_one(&config, k, workers, placement.clone())?;
+            shards.push(shard);
+            threads.push(thread);
+        }
+        Ok(Worker {
+            handle: WorkerHandle {
+                shards: shards.into(),
+                placement,
+            },
+            threads,
+        })
+    }
+
+    fn spawn_one(
+        config: &WorkerConfig,
+        k: usize,
+        workers: usize,
+        placement: Arc<Placement>,
+    ) -> std::io::Result<(Shard, JoinHandle<()>)> {
+        let socket = UdpSocket::bind(nth_port(config.udp_bind, k)?)?;
         // Every Peer shares this socket's send buffer: a deep one rides out
         // a burst or a backed-up local queue instead of refusing everyone
         // at once (the kernel caps it at net.core.wmem_max).
@@ -202,7 +256,10 @@ impl Worker {
             tracing::warn!(%err, "cannot enlarge the UDP send buffer");
         }
         let udp_addr = socket.local_addr()?;
-        let listener = config.tcp_bind.map(TcpListener::bind).transpose()?;
+        let listener = config
+            .tcp_bind
+            .map(|addr| nth_port(addr, k).and_then(TcpListener::bind))
+            .transpose()?;
         let tcp_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let public_ips = if config.public_ips.is_empty() {
             vec![udp_addr.ip()]
@@ -235,55 +292,103 @@ impl Worker {
         core_config.consent_timeout = config.consent_timeout;
         core_config.inbound_limits = config.inbound_limits;
         core_config.cache_sizes = config.cache_sizes;
+        core_config.ids = IdSpace {
+            first: k as u64 + 1,
+            step: workers as u64,
+        };
         let public_addrs = core_config.udp_addrs.clone();
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let core = Core::new(core_config, std::time::Instant::now());
+        let slot = crate::io::driver::Slot {
+            index: k,
+            placement,
+        };
         let thread = std::thread::Builder::new()
-            .name("sfu-worker-0".to_owned())
-            .spawn(move || crate::io::driver::run_thread(socket, listener, core, rx))?;
-        Ok(Worker {
-            handle: WorkerHandle {
-                commands: tx,
-                udp_addr,
-                tcp_addr,
-                public_addrs,
-            },
-            thread,
-        })
+            .name(format!("sfu-worker-{k}"))
+            .spawn(move || crate::io::driver::run_thread(socket, listener, core, rx, slot))?;
+        let shard = Shard {
+            commands: tx,
+            udp_addr,
+            tcp_addr,
+            public_addrs,
+        };
+        Ok((shard, thread))
     }
 }
 
 impl WorkerHandle {
-    /// The bound UDP address.
+    /// The first Worker's bound UDP address.
     pub fn udp_addr(&self) -> SocketAddr {
-        self.udp_addr
+        self.shards[0].udp_addr
     }
 
-    /// The bound ICE-TCP address, if ICE-TCP is on.
+    /// Every Worker's bound UDP address.
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.shards.iter().map(|s| s.udp_addr).collect()
+    }
+
+    /// The first Worker's bound ICE-TCP address, if ICE-TCP is on.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.tcp_addr
+        self.shards[0].tcp_addr
     }
 
     /// The first UDP address advertised in ICE candidates.
     pub fn public_addr(&self) -> SocketAddr {
-        self.public_addrs[0]
+        self.shards[0].public_addrs[0]
     }
 
-    /// Every UDP address advertised in ICE candidates.
+    /// Every UDP address the first Worker advertises in ICE candidates.
     pub fn public_addrs(&self) -> &[SocketAddr] {
-        &self.public_addrs
+        &self.shards[0].public_addrs
+    }
+
+    /// How many Workers there are.
+    pub fn workers(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The Worker holding `peer`.
+    fn shard_of(&self, peer: PeerId) -> &Shard {
+        let n = self.shards.len() as u64;
+        &self.shards[(peer.0.saturating_sub(1) % n) as usize]
     }
 
     async fn request<T>(
-        &self,
+        shard: &Shard,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, WorkerError> {
         let (reply, rx) = oneshot::channel();
-        self.commands.try_send(make(reply)).map_err(|e| match e {
+        shard.commands.try_send(make(reply)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => WorkerError::Busy,
             mpsc::error::TrySendError::Closed(_) => WorkerError::Gone,
         })?;
         rx.await.map_err(|_| WorkerError::Gone)
+    }
+
+    /// A request about `peer`, to its Worker.
+    async fn for_peer<T>(
+        &self,
+        peer: PeerId,
+        make: impl FnOnce(oneshot::Sender<Result<T, CoreError>>) -> Command,
+    ) -> Result<T, WorkerError> {
+        Ok(Self::request(self.shard_of(peer), make).await??)
+    }
+
+    /// A join, on the Worker that holds (or is given) `room`; asked again
+    /// if the room moved meanwhile (`placement.rs`).
+    async fn join_room(
+        &self,
+        room: &str,
+        make: impl Fn(oneshot::Sender<Result<Joined, CoreError>>) -> Command,
+    ) -> Result<Joined, WorkerError> {
+        let mut tries = 0;
+        loop {
+            let shard = &self.shards[self.placement.place(room)];
+            match Self::request(shard, &make).await? {
+                Err(CoreError::RoomElsewhere) if tries < 3 => tries += 1,
+                result => return Ok(result?),
+            }
+        }
     }
 
     /// Joins a room. Signals for the new participant arrive on the receiver.
@@ -304,29 +409,27 @@ impl WorkerHandle {
     ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
         let (signals, rx) = mpsc::channel(SIGNAL_QUEUE);
         let joined = self
-            .request(|reply| Command::Join {
-                room,
-                name,
+            .join_room(&room, |reply| Command::Join {
+                room: room.clone(),
+                name: name.clone(),
                 permissions,
-                signals,
+                signals: signals.clone(),
                 reply,
             })
-            .await??;
+            .await?;
         Ok((joined, rx))
     }
 
     /// The client's SDP offer; the answer arrives as a `Signal::Answer`.
     pub async fn offer(&self, peer: PeerId, sdp: String) -> Result<(), WorkerError> {
-        Ok(self
-            .request(|reply| Command::Offer { peer, sdp, reply })
-            .await??)
+        self.for_peer(peer, |reply| Command::Offer { peer, sdp, reply })
+            .await
     }
 
     /// The client's SDP answer to a `Signal::Offer`.
     pub async fn answer(&self, peer: PeerId, sdp: String) -> Result<(), WorkerError> {
-        Ok(self
-            .request(|reply| Command::Answer { peer, sdp, reply })
-            .await??)
+        self.for_peer(peer, |reply| Command::Answer { peer, sdp, reply })
+            .await
     }
 
     /// A trickled ICE candidate from the client.
@@ -335,43 +438,53 @@ impl WorkerHandle {
         peer: PeerId,
         candidate: RTCIceCandidateInit,
     ) -> Result<(), WorkerError> {
-        Ok(self
-            .request(|reply| Command::Candidate {
-                peer,
-                candidate,
-                reply,
-            })
-            .await??)
+        self.for_peer(peer, |reply| Command::Candidate {
+            peer,
+            candidate,
+            reply,
+        })
+        .await
     }
 
     /// The participant leaves.
     pub async fn leave(&self, peer: PeerId) -> Result<(), WorkerError> {
-        Ok(self
-            .request(|reply| Command::Leave { peer, reply })
-            .await??)
+        self.for_peer(peer, |reply| Command::Leave { peer, reply })
+            .await
     }
 
-    /// Counters and sizes.
+    /// Counters and sizes, summed over the Workers.
     pub async fn snapshot(&self) -> Result<Snapshot, WorkerError> {
-        self.request(|reply| Command::Snapshot { reply }).await
+        let mut total = Snapshot::default();
+        for shard in self.shards.iter() {
+            let one = Self::request(shard, |reply| Command::Snapshot { reply }).await?;
+            total.merge(&one);
+        }
+        Ok(total)
     }
 
-    /// Every room with its participants.
+    /// Every room with its participants, by name.
     pub async fn rooms(&self) -> Result<Vec<RoomStats>, WorkerError> {
-        self.request(|reply| Command::Rooms { reply }).await
+        let mut rooms = Vec::new();
+        for shard in self.shards.iter() {
+            rooms.extend(Self::request(shard, |reply| Command::Rooms { reply }).await?);
+        }
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rooms)
     }
 
     /// One participant's live figures, if it is here.
     pub async fn participant(&self, peer: PeerId) -> Result<Option<ParticipantStats>, WorkerError> {
-        self.request(|reply| Command::Participant { peer, reply })
-            .await
+        Self::request(self.shard_of(peer), |reply| Command::Participant {
+            peer,
+            reply,
+        })
+        .await
     }
 
     /// Removes a participant (it is told why).
     pub async fn kick(&self, peer: PeerId) -> Result<(), WorkerError> {
-        Ok(self
-            .request(|reply| Command::Kick { peer, reply })
-            .await??)
+        self.for_peer(peer, |reply| Command::Kick { peer, reply })
+            .await
     }
 
     /// The participant muted or unmuted its track `track` (its own track id,
@@ -382,26 +495,24 @@ impl WorkerHandle {
         track: String,
         muted: bool,
     ) -> Result<Option<TrackId>, WorkerError> {
-        Ok(self
-            .request(|reply| Command::SetMuted {
-                peer,
-                track,
-                muted,
-                reply,
-            })
-            .await??)
+        self.for_peer(peer, |reply| Command::SetMuted {
+            peer,
+            track,
+            muted,
+            reply,
+        })
+        .await
     }
 
     /// Relays `payload` to everyone else in the participant's room; returns
     /// how many received it.
     pub async fn broadcast(&self, peer: PeerId, payload: String) -> Result<usize, WorkerError> {
-        Ok(self
-            .request(|reply| Command::Broadcast {
-                peer,
-                payload,
-                reply,
-            })
-            .await??)
+        self.for_peer(peer, |reply| Command::Broadcast {
+            peer,
+            payload,
+            reply,
+        })
+        .await
     }
 
     /// The subscriber's wish for one Track's video: the highest quality
@@ -412,14 +523,13 @@ impl WorkerHandle {
         track: TrackId,
         max_level: Option<usize>,
     ) -> Result<(), WorkerError> {
-        Ok(self
-            .request(|reply| Command::VideoPreference {
-                peer,
-                track,
-                max_level,
-                reply,
-            })
-            .await??)
+        self.for_peer(peer, |reply| Command::VideoPreference {
+            peer,
+            track,
+            max_level,
+            reply,
+        })
+        .await
     }
 
     /// Joins a WHIP or WHEP session: kept alive by any authenticated
@@ -436,21 +546,23 @@ impl WorkerHandle {
     ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
         let (signals, rx) = mpsc::channel(SIGNAL_QUEUE);
         let joined = self
-            .request(|reply| Command::JoinSession {
-                room,
-                name,
+            .join_room(&room, |reply| Command::JoinSession {
+                room: room.clone(),
+                name: name.clone(),
                 permissions,
-                viewer,
-                signals,
+                viewer: viewer.clone(),
+                signals: signals.clone(),
                 reply,
             })
-            .await??;
+            .await?;
         Ok((joined, rx))
     }
 
     /// Removes every participant of a room; returns how many.
     pub async fn close_room(&self, room: String) -> Result<usize, WorkerError> {
-        self.request(|reply| Command::CloseRoom { room, reply })
-            .await
+        let Some(w) = self.placement.worker_of(&room) else {
+            return Ok(0);
+        };
+        Self::request(&self.shards[w], |reply| Command::CloseRoom { room, reply }).await
     }
 }

@@ -41,6 +41,18 @@ pub struct Config {
     #[arg(long, env = "SFU_NO_ICE_TCP")]
     pub no_ice_tcp: bool,
 
+    /// Media Workers: threads that each hold whole rooms, with their own
+    /// UDP and ICE-TCP ports (Worker k on --udp-port + k and --tcp-port +
+    /// k). 0: one per CPU core.
+    #[arg(long, env = "SFU_WORKERS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub workers: u32,
+
+    /// Tell web clients to publish their camera as one encoding instead of
+    /// three simulcast layers (`joined.simulcast` is false).
+    #[arg(long, env = "SFU_NO_SIMULCAST")]
+    pub no_simulcast: bool,
+
     /// Addresses advertised to browsers in ICE candidates: the server's
     /// public addresses when it sits behind 1:1 NAT (a cloud VM with a
     /// private address). Several may be given, IPv4 and IPv6, comma
@@ -243,6 +255,8 @@ impl Config {
             udp_port: 0,
             tcp_port: 0,
             no_ice_tcp: false,
+            no_simulcast: false,
+            workers: 1,
             public_ip: Vec::new(),
             stun_server: None,
             turn_url: Vec::new(),

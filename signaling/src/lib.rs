@@ -73,6 +73,8 @@ pub struct AppState {
     pub ip_connections: Arc<limits::IpConnections>,
     /// WHIP and WHEP sessions.
     pub whip: whip::Whip,
+    /// Web clients publish their camera as simulcast (`joined.simulcast`).
+    pub simulcast: bool,
 }
 
 impl AppState {
@@ -150,8 +152,11 @@ pub struct Server {
     pub https: bool,
     /// Where plain HTTP is redirected to HTTPS, if it is.
     pub redirect_addr: Option<SocketAddr>,
-    /// The media Worker's bound UDP address.
+    /// The first media Worker's bound UDP address (Worker k is on its
+    /// port + k).
     pub udp_addr: SocketAddr,
+    /// How many media Workers run.
+    pub workers: usize,
     /// The (first) UDP address advertised in ICE candidates.
     pub public_addr: SocketAddr,
     /// The media Worker's bound ICE-TCP address, if ICE-TCP is on.
@@ -256,6 +261,10 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
             video: config.nack_cache_video_packets as usize,
             audio: config.nack_cache_audio_packets as usize,
         },
+        workers: match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        },
     })?;
     let tls_files = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::TlsFiles {
@@ -300,6 +309,7 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         limits: limits::Limits::from_config(&config),
         ip_connections: Default::default(),
         whip: whip::Whip::new(metrics_registry),
+        simulcast: !config.no_simulcast,
     });
     let app = router(state.clone());
     if let Some(redirect) = redirect {
@@ -333,6 +343,7 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         https,
         redirect_addr,
         udp_addr,
+        workers: state.worker.workers(),
         public_addr,
         tcp_addr,
         admin_token,

@@ -68,6 +68,12 @@ async fn main() -> std::process::ExitCode {
     if let Some(tcp) = server.tcp_addr {
         banner.push_str(&format!("ice-tcp on tcp {tcp}\n"));
     }
+    if server.workers > 1 {
+        banner.push_str(&format!(
+            "{} media workers: worker k on the udp and ice-tcp ports above + k\n",
+            server.workers
+        ));
+    }
     if server.dev_mode {
         banner.push_str(
             "WARNING: DEV MODE: anyone can mint access tokens (POST /api/token); \

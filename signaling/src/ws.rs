@@ -452,6 +452,8 @@ impl Session {
             WorkerError::Core(CoreError::UnknownPeer) => "not_joined",
             WorkerError::Core(CoreError::UnknownTrack) => "bad_track",
             WorkerError::Core(CoreError::Rtc(_)) => "internal",
+            // A room that kept moving between Workers while joining.
+            WorkerError::Core(CoreError::RoomElsewhere) => "server_busy",
         };
         if code == "internal" {
             tracing::warn!(%err, "request failed");
@@ -642,6 +644,7 @@ impl Session {
                         .collect(),
                     ice_servers: crate::ice_servers_for(&self.state, &joined.peer_id.to_string()),
                     resume_token: token,
+                    simulcast: self.state.simulcast,
                 });
             }
             Err(err) => self.worker_error(err),

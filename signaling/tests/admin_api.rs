@@ -48,6 +48,7 @@ async fn oneshot_auth_and_errors() {
         limits: signaling::limits::Limits::from_config(&signaling::Config::loopback("secret")),
         ip_connections: Default::default(),
         whip,
+        simulcast: true,
     });
     let app = signaling::router(state.clone());
     let call = |uri: &str, auth: Option<&str>, method: &str| {

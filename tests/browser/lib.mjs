@@ -226,14 +226,17 @@ export async function launchKillableBrowser(executablePath = process.env.CHROMIU
   return { browser, kill: () => server.process().kill('SIGKILL') };
 }
 
-/** Opens the client in a fresh browser context and joins `room` as `name`. */
-export async function joinCall(browser, baseUrl, room, name) {
+/**
+ * Opens the client in a fresh browser context and joins `room` as `name`;
+ * `query` is appended to the page's URL (say `&simulcast=0`).
+ */
+export async function joinCall(browser, baseUrl, room, name, { query = '' } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   const page = await context.newPage();
   const logs = new Tail(200);
   page.on('console', (msg) => logs.push(`${new Date().toISOString().slice(11, 23)} [${name}] ${msg.type()}: ${msg.text()}`));
   page.on('pageerror', (err) => logs.push(`[${name}] pageerror: ${err.message}`));
-  await page.goto(`${baseUrl}/?room=${encodeURIComponent(room)}`);
+  await page.goto(`${baseUrl}/?room=${encodeURIComponent(room)}${query}`);
   await page.fill('#name', name);
   await page.click('#join');
   return { name, context, page, logs };
@@ -407,6 +410,7 @@ export async function saveScreenshot(page, file, viewport = null) {
 /** packetsSent of each outbound audio and video stream of `window.sfu.pc`. */
 export async function outboundStats(page) {
   return page.evaluate(async () => {
+    // One entry per outbound stream: a simulcast camera has one per layer.
     const out = { audio: [], video: [] };
     const pc = window.sfu?.pc;
     if (!pc) return out;
@@ -415,6 +419,11 @@ export async function outboundStats(page) {
     });
     return out;
   });
+}
+
+/** The sum of `xs` (say, packets sent over every layer of a simulcast camera). */
+export function sum(xs) {
+  return xs.reduce((a, b) => a + b, 0);
 }
 
 /** Records every server message the page receives in `window.__messages`. */

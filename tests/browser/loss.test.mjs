@@ -166,7 +166,8 @@ async function runCall(browser, label, { delayMs, loss, runMs = RUN_MS }) {
   let server;
   const people = [];
   try {
-    server = await startServer({ udpPort, host: PUBLIC_IP, extraArgs: ['--media-bind-ip', MEDIA_BIND_IP] });
+    // One media Worker: the relay forwards its one UDP port.
+    server = await startServer({ udpPort, host: PUBLIC_IP, extraArgs: ['--media-bind-ip', MEDIA_BIND_IP, '--workers', '1'] });
     const room = `loss-${label}-${Math.random().toString(36).slice(2, 8)}`;
     const joinedAt = Date.now();
     people.push(await joinCall(browser, server.url, room, 'Alice'));

@@ -172,9 +172,13 @@ describe('operators: Prometheus, promtool and the admin API on a live call', () 
       });
       return out;
     });
-    assert.equal(rtcp.remoteInbound.length, 2, `remote-inbound-rtp: ${JSON.stringify(rtcp)}`);
+    // One per outbound stream: audio, and each simulcast layer of the
+    // camera. A layer nobody receives (paused by dynacast) may have no RTT.
+    const measured = rtcp.remoteInbound.filter((r) => r.rtt !== undefined);
+    assert.ok(measured.some((r) => r.kind === 'audio') && measured.some((r) => r.kind === 'video'),
+      `remote-inbound-rtp: ${JSON.stringify(rtcp)}`);
     for (const r of rtcp.remoteInbound) {
-      assert.ok(r.rtt >= 0 && r.rtt < 0.05, `${r.kind} roundTripTime ${r.rtt}`);
+      if (r.rtt !== undefined) assert.ok(r.rtt >= 0 && r.rtt < 0.05, `${r.kind} roundTripTime ${r.rtt}`);
       assert.ok(r.jitter >= 0 && r.jitter < 0.1, `${r.kind} jitter ${r.jitter}`);
     }
     assert.ok(rtcp.remoteOutbound >= 2, `remote-outbound-rtp: ${JSON.stringify(rtcp)}`);

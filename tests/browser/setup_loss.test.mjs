@@ -51,7 +51,8 @@ describe('call set-up with 5% loss and 40 ms delay from the first datagram', {
       toServer: { loss: 0.05, delayMs: 40 },
       toClient: { loss: 0.05, delayMs: 40 },
     });
-    server = await startServer({ udpPort, host: PUBLIC_IP, extraArgs: ['--media-bind-ip', MEDIA_BIND_IP] });
+    // One media Worker: the relay forwards its one UDP port.
+    server = await startServer({ udpPort, host: PUBLIC_IP, extraArgs: ['--media-bind-ip', MEDIA_BIND_IP, '--workers', '1'] });
     // The camera needs a secure context; this plain-HTTP origin is not
     // localhost, so it is declared secure for the test.
     browser = await launchBrowser(undefined, [`--unsafely-treat-insecure-origin-as-secure=${server.url}`]);

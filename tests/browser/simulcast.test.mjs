@@ -409,3 +409,39 @@ describe('simulcast: layers by tile size and bandwidth, and dynacast', { skip },
     assert.ok(pub.bitrateIn > 200_000, `the SFU receives ${pub.bitrateIn} bit/s from the publisher`);
   });
 });
+
+// A server started with --no-simulcast says so in `joined`, and the web
+// client then publishes its camera as one encoding.
+describe('--no-simulcast: one camera encoding', { skip }, () => {
+  let plain;
+  let plainBrowser;
+  let page;
+  before(async () => {
+    plain = await startServer({ udpPort: await freeUdpPort(), extraArgs: ['--no-simulcast'] });
+    plainBrowser = await launchBrowser();
+  });
+  after(async () => {
+    await page?.context.close().catch(() => {});
+    await plainBrowser?.close().catch(() => {});
+    await plain?.stop();
+  });
+
+  it('the camera goes out as one encoding with no rid', { timeout: 60_000 }, async () => {
+    page = await openHome(plainBrowser, plain.url, 'Solo', { path: '/?room=plain' });
+    await page.page.click('#join');
+    await page.page.waitForFunction(() => window.sfu.pc?.connectionState === 'connected', null, { timeout: 15_000 });
+    const sent = await waitFor(
+      async () => {
+        const out = await outboundByRid(page.page);
+        return { ok: Object.values(out).some((o) => o.framesSent > 10), out };
+      },
+      { timeoutMs: 20_000, describe: (v) => `outbound video ${JSON.stringify(v.out)}` },
+    );
+    const encodings = await page.page.evaluate(
+      () => window.sfu.pc.getSenders().find((s) => s.track?.kind === 'video')?.getParameters().encodings.map((e) => e.rid ?? ''),
+    );
+    console.log(`--no-simulcast: outbound video ${JSON.stringify(sent.out)}; sender encodings ${JSON.stringify(encodings)}`);
+    assert.deepEqual(Object.keys(sent.out), ['']);
+    assert.deepEqual(encodings, ['']);
+  });
+});

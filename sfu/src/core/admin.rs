@@ -56,6 +56,16 @@ pub struct RoomStats {
 }
 
 impl Core {
+    /// Whether `room` has a Peer here.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// Peers here now (participants and WHIP/WHEP sessions).
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
     /// Every room with its participants.
     pub fn rooms(&self, now: Instant) -> Vec<RoomStats> {
         let mut rooms: Vec<RoomStats> = self

@@ -83,7 +83,7 @@ impl Core {
         let pc = build_peer_connection(now, &ufrag, &pwd, ice_timeout, &srtp_profiles)
             .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
-        self.next_peer += 1;
+        self.next_peer += self.config.ids.step.max(1);
 
         let participants = self.participants(room);
         let members = self.room_peers(room);
@@ -252,7 +252,7 @@ impl Core {
             return;
         };
         let track_id = TrackId(self.next_track);
-        self.next_track += 1;
+        self.next_track += self.config.ids.step.max(1);
         peer.published.insert(init.track_id.clone(), track_id);
         let room = peer.room.clone();
         let muted = peer.muted.contains(&init.track_id);

@@ -100,6 +100,25 @@ pub struct CoreConfig {
     /// ([`peer_config::DEFAULT_SRTP_PROFILES`]: AES-128-GCM only). `rtc`
     /// takes the first of the client's list that is also here.
     pub srtp_profiles: Vec<rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile>,
+    /// The Peer and Track ids this core hands out: `first`, then every
+    /// `step`-th, so that the cores of several Workers never share one
+    /// (and a Peer id tells which Worker holds the Peer).
+    pub ids: IdSpace,
+}
+
+/// Ids `first`, `first + step`, `first + 2 * step`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSpace {
+    /// The first id (at least 1).
+    pub first: u64,
+    /// The distance between two ids (at least 1).
+    pub step: u64,
+}
+
+impl Default for IdSpace {
+    fn default() -> Self {
+        Self { first: 1, step: 1 }
+    }
 }
 
 /// How long a silent client keeps its Peer by default.
@@ -117,6 +136,7 @@ impl CoreConfig {
             inbound_limits: rate_limit::InboundLimits::default(),
             cache_sizes: track::CacheSizes::default(),
             srtp_profiles: peer_config::DEFAULT_SRTP_PROFILES.to_vec(),
+            ids: IdSpace::default(),
         }
     }
 
@@ -335,6 +355,9 @@ pub enum CoreError {
     /// `rtc` failed in a way that is not the client's fault.
     #[error("media engine: {0}")]
     Rtc(String),
+    /// The room was placed on another Worker meanwhile; ask again.
+    #[error("room is on another media worker")]
+    RoomElsewhere,
 }
 
 /// A map keyed by the core's own ids ([`PeerId`], [`TrackId`]).
@@ -415,6 +438,7 @@ pub struct Core {
 impl Core {
     /// An empty core.
     pub fn new(config: CoreConfig, now: Instant) -> Self {
+        let first_id = config.ids.first.max(1);
         Self {
             config,
             peers: IdMap::default(),
@@ -422,8 +446,8 @@ impl Core {
             tracks: IdMap::default(),
             by_ufrag: HashMap::new(),
             routes: Routes::default(),
-            next_peer: 1,
-            next_track: 1,
+            next_peer: first_id,
+            next_track: first_id,
             transmits: VecDeque::new(),
             outputs: VecDeque::new(),
             dirty: Vec::new(),

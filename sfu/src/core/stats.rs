@@ -281,6 +281,7 @@ impl Snapshot {
         a.dynacast_changes += b.dynacast_changes;
         a.dtls_repeats_dropped += b.dtls_repeats_dropped;
         a.rtp_unpermitted += b.rtp_unpermitted;
+        a.panics += b.panics;
         for (x, y) in a.inbound_dropped.iter_mut().zip(b.inbound_dropped.iter()) {
             *x += y;
         }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -15,7 +16,8 @@ use tokio::sync::mpsc;
 use super::tcp::{self, Connections, TcpEvent};
 use super::udp::{BatchUdp, Sent};
 use crate::core::containment::{Contained, Suspect};
-use crate::core::{Core, DropReason, LeaveReason, PeerId, Signal, Transmit};
+use crate::core::{Core, CoreError, DropReason, LeaveReason, PeerId, Signal, Transmit};
+use crate::placement::Placement;
 use crate::worker::Command;
 
 /// Datagrams read per wake-up before the loop looks at commands and timers.
@@ -23,8 +25,17 @@ const READ_BATCH: usize = 64;
 /// ICE-TCP events waiting for the loop; connection tasks wait beyond this
 /// (TCP flow control slows the client).
 const TCP_EVENT_QUEUE: usize = 1024;
-/// How often ICE-TCP connections that never passed an ICE check are looked for.
+/// How often ICE-TCP connections that never passed an ICE check are looked
+/// for, and this Worker's rooms and load are reported to the placement.
 const TCP_SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Which Worker this is, among how many, and the room map they share.
+pub(crate) struct Slot {
+    /// This Worker's index.
+    pub index: usize,
+    /// The room-to-Worker map.
+    pub placement: Arc<Placement>,
+}
 
 /// Runs a Worker on the current thread until every handle is dropped.
 pub(crate) fn run_thread(
@@ -32,6 +43,7 @@ pub(crate) fn run_thread(
     tcp_listener: Option<StdTcpListener>,
     core: Core,
     commands: mpsc::Receiver<Command>,
+    slot: Slot,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -60,7 +72,7 @@ pub(crate) fn run_thread(
                 Err(err) => tracing::error!(%err, "cannot register the ICE-TCP listener"),
             }
         }
-        run(socket, tcp_events, core, commands).await;
+        run(socket, tcp_events, core, commands, slot).await;
     });
 }
 
@@ -69,6 +81,7 @@ async fn run(
     mut tcp_events: mpsc::Receiver<TcpEvent>,
     mut core: Core,
     mut commands: mpsc::Receiver<Command>,
+    slot: Slot,
 ) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<Signal>> = HashMap::new();
     let mut connections = Connections::default();
@@ -103,6 +116,8 @@ async fn run(
             {
                 tracing::debug!(%remote, "ICE-TCP connection closed: no ICE check passed");
             }
+            slot.placement
+                .release_absent(slot.index, core.peer_count(), |room| core.has_room(room));
         }
         let deadline = core
             .poll_timeout()
@@ -129,11 +144,12 @@ async fn run(
                     Some(command) => {
                         let suspect = command.suspect();
                         let result = core.contain(Instant::now(), suspect, |core| {
-                            handle_command(core, &mut sessions, &connections, command)
+                            handle_command(core, &mut sessions, &connections, &slot, command)
                         });
                         if let Err(contained) = result {
                             end_sessions(&mut sessions, contained);
                         }
+                        slot.placement.report(slot.index, core.peer_count());
                     }
                     None => break,
                 }
@@ -318,10 +334,21 @@ fn deliver_signals(core: &mut Core, sessions: &mut HashMap<PeerId, mpsc::Sender<
     }
 }
 
+/// Whether this Worker may hold `room`: it does already, or the placement
+/// names it (`placement.rs`).
+fn may_hold(core: &Core, slot: &Slot, room: &str) -> Result<(), CoreError> {
+    if core.has_room(room) || slot.placement.claim(room, slot.index) {
+        Ok(())
+    } else {
+        Err(CoreError::RoomElsewhere)
+    }
+}
+
 fn handle_command(
     core: &mut Core,
     sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
     connections: &Connections,
+    slot: &Slot,
     command: Command,
 ) {
     let now = Instant::now();
@@ -333,7 +360,7 @@ fn handle_command(
             signals,
             reply,
         } => {
-            let result = core.join(now, &room, &name);
+            let result = may_hold(core, slot, &room).and_then(|()| core.join(now, &room, &name));
             if let Ok(joined) = &result {
                 core.set_permissions(joined.peer_id, permissions);
                 sessions.insert(joined.peer_id, signals);
@@ -410,7 +437,8 @@ fn handle_command(
             signals,
             reply,
         } => {
-            let result = core.join_session(now, &room, &name, permissions, viewer);
+            let result = may_hold(core, slot, &room)
+                .and_then(|()| core.join_session(now, &room, &name, permissions, viewer));
             if let Ok(joined) = &result {
                 sessions.insert(joined.peer_id, signals);
             }

@@ -100,6 +100,8 @@ pub enum ServerMessage {
         ice_servers: Vec<IceServer>,
         /// Presented in `resume` on a new socket if this one drops.
         resume_token: String,
+        /// Whether to publish the camera as simulcast layers.
+        simulcast: bool,
     },
     /// A `resume` succeeded: the session continues on this socket. The
     /// messages queued while it was away follow.
