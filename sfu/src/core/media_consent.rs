@@ -1,13 +1,15 @@
-//! Liveness by authenticated traffic, for WHIP and WHEP clients.
+//! Liveness by authenticated traffic, for every Peer.
 //!
-//! `rtc` keeps consent by STUN only (docs/ARCHITECTURE.md, webrtc-rs note
-//! 14), which suits browsers: they check every few seconds. GStreamer's
-//! webrtcbin (libnice) sends no STUN at all once connected, so a WHIP
-//! publisher was removed by the consent timeout while its media flowed.
-//! A Peer under media consent gets ICE timeouts too long to matter, and
-//! the core removes it itself when nothing authenticated has arrived from
-//! it for the consent timeout: a STUN check `rtc` accepted (its
-//! MESSAGE-INTEGRITY checked out), RTP `rtc` decrypted, or RTCP it
+//! `rtc` keeps consent by STUN only, and only on the first candidate pair
+//! the client nominated (docs/ARCHITECTURE.md, webrtc-rs notes 14 and 23).
+//! GStreamer's webrtcbin (libnice) sends no STUN at all once connected, so
+//! a WHIP publisher was removed by the consent timeout while its media
+//! flowed; and a browser that moved its checks to another pair (two host
+//! candidates that both reach the SFU) was removed 15 s after joining
+//! while its media flowed. So every Peer gets ICE timeouts too long to
+//! matter, and the core removes it itself when nothing authenticated has
+//! arrived from it for the consent timeout: a STUN check `rtc` accepted
+//! (its MESSAGE-INTEGRITY checked out), RTP `rtc` decrypted, or RTCP it
 //! delivered (a viewer's receiver reports). Spoofed datagrams from its
 //! address do not count, so they cannot keep a dead session alive.
 //!
@@ -22,7 +24,7 @@ use super::ids::PeerId;
 use super::{Core, CoreError, Joined, LeaveReason, Permissions, Signal};
 
 /// `rtc`'s own ICE timeouts for a Peer under media consent: never.
-const ICE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const ICE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Core {
     /// Adds a WHIP or WHEP session to `room`: a Peer under media consent
@@ -41,10 +43,6 @@ impl Core {
         let joined = self.join_peer(now, room, name, credentials, Some(viewer.is_some()))?;
         let id = joined.peer_id;
         self.set_permissions(id, permissions);
-        if let Some(peer) = self.peers.get_mut(&id) {
-            peer.media_consent = true;
-            peer.last_inbound = now;
-        }
         if let Some(choice) = viewer {
             self.make_viewer(id, choice)?;
         }
@@ -81,7 +79,7 @@ impl Core {
         let silent: Vec<(PeerId, bool)> = self
             .peers
             .values()
-            .filter(|p| p.media_consent && now.saturating_duration_since(p.last_inbound) >= timeout)
+            .filter(|p| now.saturating_duration_since(p.last_inbound) >= timeout)
             .map(|p| (p.id, p.connected))
             .collect();
         for (id, was_connected) in silent {

@@ -72,10 +72,13 @@ impl Core {
         if self.by_ufrag.contains_key(&ufrag) {
             return Err(CoreError::Rtc("ufrag in use".to_owned()));
         }
+        // Every Peer's liveness is the core's (`media_consent.rs`), not
+        // `rtc`'s: `rtc` would time out a client that moved its checks to
+        // another candidate pair (webrtc-rs note 23).
         let (ice_timeout, srtp_profiles) = match session {
             Some(_) => self.session_connection(),
             None => (
-                self.config.consent_timeout,
+                super::media_consent::ICE_TIMEOUT,
                 self.config.srtp_profiles.clone(),
             ),
         };

@@ -491,8 +491,9 @@ impl Core {
     }
 
     /// When [`Core::handle_timeout`] must be called next: the earliest
-    /// Peer timer, or the core's own sampling round while anyone is there.
-    /// Cheap (no Peer is visited): the driver asks on every loop turn.
+    /// Peer timer, or the core's own sampling round while anyone is there
+    /// (the other rounds ride on whichever comes first). Cheap (no Peer is
+    /// visited): the driver asks on every loop turn.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let peer = self.timers.first().map(|(t, _)| *t);
         let own = (!self.peers.is_empty()).then_some(self.next_sample);
@@ -531,7 +532,6 @@ impl Core {
                 tracing::debug!(expired, "stale addresses unpinned");
             }
             self.sample_quality(now);
-            self.expire_media_consent(now);
             self.next_sample = now + quality::SAMPLE_INTERVAL;
         }
         if now >= self.next_speaker_check {
@@ -539,6 +539,7 @@ impl Core {
             self.next_speaker_check = now + audio_level::SPEAKER_INTERVAL;
         }
         if now >= self.next_layer_round {
+            self.expire_media_consent(now);
             self.layer_round(now);
             self.next_layer_round = now + simulcast::LAYER_INTERVAL;
         }
@@ -731,12 +732,9 @@ impl Core {
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                 tracing::debug!(peer = %id, %state, "connection state");
                 // Under media consent, `rtc` calls a client that sends no
-                // STUN disconnected and then connected again at its next
-                // check: that is no new connection.
-                let again = self
-                    .peers
-                    .get(&id)
-                    .is_some_and(|p| p.media_consent && p.connected);
+                // STUN (or sends it on another pair) disconnected and then
+                // connected again at its next check: no new connection.
+                let again = self.peers.get(&id).is_some_and(|p| p.connected);
                 if matches!(state, RTCPeerConnectionState::Connected) && !again {
                     self.on_connected(now, id);
                 }

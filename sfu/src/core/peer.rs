@@ -80,9 +80,6 @@ pub struct Peer {
     /// When its connection's next timer is due, as last asked of `rtc`
     /// (the core's timer set holds the same instant).
     pub timer: Option<Instant>,
-    /// Kept alive by any authenticated traffic, not by STUN alone
-    /// (`media_consent.rs`; WHIP and WHEP clients).
-    pub media_consent: bool,
     /// When something authenticated last arrived from it.
     pub last_inbound: Instant,
     /// Not announced to the room nor listed to newcomers (a WHEP viewer).
@@ -131,7 +128,6 @@ impl Peer {
             inbound: super::rate_limit::InboundLimiter::default(),
             viewer: None,
             timer: None,
-            media_consent: false,
             last_inbound: now,
             hidden: false,
             budget: super::budget::Budget::default(),
