@@ -13,6 +13,13 @@
 // The baseline crosses the same relay with 0% loss and 0 ms delay, so that
 // the two calls differ only in the impairment.
 //
+// Alice publishes one camera encoding (`simulcast=0`): what is measured is
+// how the SFU repairs one stream. With simulcast, the loss would also lower
+// the bandwidth estimate and move Bob to another layer (a keyframe wait per
+// switch), which is the layer selector's business, tested in
+// simulcast.test.mjs; the frame count against the baseline would then
+// measure both at once.
+//
 // The 40 ms delay applies from the first datagram, so ICE and DTLS set up
 // through it. The loss starts once both peers decode video, so that what
 // is measured is how the SFU repairs media (set-up under loss has its own
@@ -170,8 +177,9 @@ async function runCall(browser, label, { delayMs, loss, runMs = RUN_MS }) {
     server = await startServer({ udpPort, host: PUBLIC_IP, extraArgs: ['--media-bind-ip', MEDIA_BIND_IP, '--workers', '1'] });
     const room = `loss-${label}-${Math.random().toString(36).slice(2, 8)}`;
     const joinedAt = Date.now();
-    people.push(await joinCall(browser, server.url, room, 'Alice'));
-    people.push(await joinCall(browser, server.url, room, 'Bob'));
+    const single = { query: '&simulcast=0' };
+    people.push(await joinCall(browser, server.url, room, 'Alice', single));
+    people.push(await joinCall(browser, server.url, room, 'Bob', single));
     const [alice, bob] = people;
     await waitFor(
       async () => {
@@ -265,7 +273,11 @@ describe('video through the SFU under 5% loss and 40 ms delay on both legs', { s
     assert.ok(bob.framesDecoded >= 0.8 * base, `framesDecoded ${bob.framesDecoded} vs baseline ${base}`);
     assert.ok(bob.freezeCount <= MAX_FREEZES, `freezeCount ${bob.freezeCount} (at most ${MAX_FREEZES})`);
     assert.ok(bob.nackCount > 0, `Bob sent no NACK: ${JSON.stringify(bob)}`);
-    assert.ok(bob.packetsLost <= 3, `holes left after repair: ${JSON.stringify(bob)}`);
+    // A few packets can stay lost: a media packet lost upstream whose NACKs
+    // or retransmissions were all lost too (5% each way, at most 4 NACKs
+    // per packet). 0-1 in most 20 s runs, 9 in one of 8; the padding holes
+    // this guards against left 35 and froze the picture.
+    assert.ok(bob.packetsLost <= 12, `holes left after repair: ${JSON.stringify(bob)}`);
     assert.ok(server.nacksIn > 0, `server counted no NACK in: ${JSON.stringify(server)}`);
     assert.ok(server.retransmissions > 0, `no retransmission: ${JSON.stringify(server)}`);
   });
