@@ -3,11 +3,8 @@
 
 use std::time::Instant;
 
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::event::RTCTrackEventInit;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{
     RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
 };
@@ -18,7 +15,7 @@ use super::ids::{MediaKind, PeerId, TrackId};
 use super::peer::Peer;
 use super::peer_config::build_peer_connection;
 use super::rate_limit::InboundLimiter;
-use super::subscription::Subscription;
+use super::subscription::{sender_track, Subscription};
 use super::track::Track;
 use super::{Core, CoreError, Joined, LeaveReason, Participant, Signal};
 
@@ -399,10 +396,6 @@ impl Core {
             return;
         }
         let local_track_id = track_id.to_string();
-        let rtc_kind = match track.kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
         // A spare sender of the same kind and codec (its m-line offers only
         // the codec it was created with) takes the Track under its own SSRC
         // (webrtc-rs note 20): the m-line gets the new msid, and the
@@ -418,21 +411,13 @@ impl Core {
             Some(index) => peer.spare[index].forwarder.out_ssrc(),
             None => rand::random(),
         };
-        let sender_track = |ssrc: u32| {
-            MediaStreamTrack::new(
+        let track_on = |ssrc: u32| {
+            sender_track(
                 track.publisher.to_string(),
-                local_track_id.clone(),
-                local_track_id.clone(),
-                rtc_kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    active: true,
-                    codec: track.codec.clone(),
-                    ..Default::default()
-                }],
+                &local_track_id,
+                track.kind,
+                ssrc,
+                track.codec.clone(),
             )
         };
         if let Some(index) = spare {
@@ -447,7 +432,7 @@ impl Core {
             let replaced = peer
                 .pc
                 .rtp_sender(sub.sender_id)
-                .map(|mut sender| sender.replace_track(sender_track(ssrc)));
+                .map(|mut sender| sender.replace_track(track_on(ssrc)));
             match replaced {
                 Some(Ok(())) => {
                     sub.track = track_id;
@@ -490,7 +475,7 @@ impl Core {
         };
         let transceiver = match peer
             .pc
-            .add_transceiver_from_track(sender_track(ssrc), Some(init))
+            .add_transceiver_from_track(track_on(ssrc), Some(init))
         {
             Ok(t) => t,
             Err(err) => {

@@ -4,7 +4,10 @@
 
 use std::time::Instant;
 
-use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::forwarder::Forwarder;
@@ -57,4 +60,35 @@ impl Subscription {
     pub fn paused(&self) -> bool {
         self.selector.paused()
     }
+}
+
+/// The track a Subscription's sender carries: one encoding on `ssrc`, in
+/// stream `stream_id`, with `codec` (the default codec leaves every codec
+/// both sides support negotiated).
+pub(super) fn sender_track(
+    stream_id: String,
+    track_id: &str,
+    kind: MediaKind,
+    ssrc: u32,
+    codec: RTCRtpCodec,
+) -> MediaStreamTrack {
+    let kind = match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    };
+    MediaStreamTrack::new(
+        stream_id,
+        track_id.to_owned(),
+        track_id.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            active: true,
+            codec,
+            ..Default::default()
+        }],
+    )
 }

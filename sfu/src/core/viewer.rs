@@ -18,17 +18,13 @@
 
 use std::time::Instant;
 
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::forwarder::Forwarder;
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::negotiation::negotiated_payload_type;
 use super::peer::Peer;
-use super::subscription::Subscription;
+use super::subscription::{sender_track, Subscription};
 use super::{Core, CoreError};
 
 /// What a viewer watches, and its slots.
@@ -85,25 +81,14 @@ pub(super) fn attach_senders(peer: &mut Peer) -> Result<(), CoreError> {
         let index = viewer.slots.len();
         let ssrc: u32 = rand::random();
         let local_track_id = format!("{}-{index}", kind.as_str());
-        let rtc_kind = match kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
-        let track = MediaStreamTrack::new(
+        // No codec: every codec both sides support stays negotiated, so a
+        // later source may use any of them.
+        let track = sender_track(
             "sfu".to_owned(),
-            local_track_id.clone(),
-            local_track_id.clone(),
-            rtc_kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                active: true,
-                // No codec: every codec both sides support stays
-                // negotiated, so a later source may use any of them.
-                ..Default::default()
-            }],
+            &local_track_id,
+            kind,
+            ssrc,
+            Default::default(),
         );
         let sender_id = peer
             .pc
