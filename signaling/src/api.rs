@@ -28,6 +28,56 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(participant).delete(kick),
         )
         .route("/api/drain", post(drain))
+        .route("/api/cluster", get(cluster_status))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterBody {
+    /// This node's id.
+    node: String,
+    nodes: Vec<crate::cluster::NodeRecord>,
+    rooms: Vec<ClusterRoom>,
+}
+
+#[derive(Serialize)]
+struct ClusterRoom {
+    room: String,
+    node: String,
+}
+
+/// `GET /api/cluster`: the registered nodes and the room directory, read
+/// from Redis now.
+async fn cluster_status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<ClusterBody>, ApiError> {
+    authorize(&state, &headers)?.whole_server("the cluster view")?;
+    let Some(cluster) = &state.cluster else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_clustered",
+            "this server is a single node (no --redis-url)",
+        ));
+    };
+    let unavailable = |err: redis::RedisError| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            format!("Redis: {err}"),
+        )
+    };
+    let directory = cluster.directory();
+    let nodes = directory.nodes().await.map_err(unavailable)?;
+    let rooms = directory.rooms().await.map_err(unavailable)?;
+    Ok(Json(ClusterBody {
+        node: cluster.node_id().to_owned(),
+        nodes,
+        rooms: rooms
+            .into_iter()
+            .map(|(room, node)| ClusterRoom { room, node })
+            .collect(),
+    }))
 }
 
 #[derive(Serialize)]
@@ -46,7 +96,7 @@ async fn drain(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<DrainBody>), ApiError> {
     authorize(&state, &headers)?.whole_server("draining")?;
-    let started = state.start_drain();
+    let started = state.start_drain().await;
     Ok((
         StatusCode::ACCEPTED,
         Json(DrainBody {

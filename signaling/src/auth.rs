@@ -207,6 +207,18 @@ impl Keys {
         &self.api_key
     }
 
+    /// A key derived from the secret for `purpose`: tokens of another kind
+    /// (routing tokens) are signed with it, so that one kind never passes
+    /// for another.
+    pub fn derived_secret(&self, purpose: &str) -> Vec<u8> {
+        use hmac::Mac;
+        // HMAC accepts a key of any length.
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&self.secret)
+            .expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     /// Signs a token for `request`, issued at `now`.
     pub fn mint_at(&self, request: &TokenRequest, now: SystemTime) -> Result<String, MintError> {
         for (what, value) in [("room", &request.room), ("identity", &request.identity)] {

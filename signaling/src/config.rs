@@ -235,6 +235,30 @@ pub struct Config {
     #[arg(long, env = "SFU_REDIRECT_HTTP_BIND", requires = "tls_cert")]
     pub redirect_http_bind: Option<SocketAddr>,
 
+    /// Cluster mode: the Redis (`redis://host:port/db`) that holds the
+    /// cluster's nodes and room directory. Every node of a cluster names
+    /// the same Redis and the same --api-key and --api-secret. Without it
+    /// the server is a single node.
+    #[arg(long, env = "SFU_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// This node's id in the cluster (default: random).
+    #[arg(long, env = "SFU_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// The URL clients and other nodes reach this node's signaling at,
+    /// e.g. `https://sfu-2.example.org` (default: `http://` and the bound
+    /// address).
+    #[arg(long, env = "SFU_NODE_URL")]
+    pub node_url: Option<String>,
+
+    /// Seconds a node's registration and its rooms' directory entries
+    /// live without a heartbeat (one every third of it): how long after a
+    /// node dies the cluster forgets it.
+    #[arg(long, env = "SFU_CLUSTER_TTL_SECS", default_value_t = 6,
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub cluster_ttl_secs: u64,
+
     /// A task other than serving (`token`).
     #[command(subcommand)]
     pub command: Option<crate::token_cli::Command>,
@@ -290,6 +314,10 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             redirect_http_bind: None,
+            redis_url: None,
+            node_id: None,
+            node_url: None,
+            cluster_ttl_secs: 6,
             log_format: LogFormat::Text,
         }
     }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod calls;
+pub mod cluster;
 pub mod config;
 pub mod ice_servers;
 pub mod limits;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub whip: whip::Whip,
     /// Web clients publish their camera as simulcast (`joined.simulcast`).
     pub simulcast: bool,
+    /// Cluster mode (`--redis-url`): this node's part in the cluster.
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl AppState {
@@ -168,16 +171,23 @@ pub struct Server {
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AppState {
     /// Starts draining: `/readyz` fails, joins are refused, and every
-    /// session is told to migrate. Returns `false` if already draining.
-    pub fn start_drain(&self) -> bool {
+    /// session is told to migrate (in a cluster, its room is first handed
+    /// to another node, and the session is sent there). Returns `false` if
+    /// already draining.
+    pub async fn start_drain(&self) -> bool {
         if self.draining.swap(true, Ordering::Relaxed) {
             return false;
         }
         tracing::info!(deadline_secs = self.drain_timeout.as_secs(), "draining");
+        if let Some(cluster) = &self.cluster {
+            let moved = cluster.hand_over_rooms().await;
+            tracing::info!(rooms = moved, "rooms handed to other nodes");
+        }
         self.drain.send_replace(true);
         true
     }
@@ -203,7 +213,7 @@ impl Server {
         self,
         cut_short: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        self.state.start_drain();
+        self.state.start_drain().await;
         let deadline = tokio::time::Instant::now() + self.state.drain_timeout;
         tokio::select! {
             () = self.wait_drained(deadline) => {}
@@ -226,13 +236,22 @@ impl Server {
         }
     }
 
-    /// Stops accepting, closes every session with 1001, and waits.
+    /// Stops accepting, closes every session with 1001, and waits (for
+    /// the cluster heartbeat to unregister this node too).
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.state.draining.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
+        if let Some(heartbeat) = self.heartbeat {
+            let _ = tokio::time::timeout(Duration::from_secs(3), heartbeat).await;
+        }
         self.task
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+
+    /// This node's part in the cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<cluster::Cluster>> {
+        self.state.cluster.as_ref()
     }
 }
 
@@ -291,6 +310,29 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
     let (udp_addr, public_addr, tcp_addr) =
         (handle.udp_addr(), handle.public_addr(), handle.tcp_addr());
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
+    let cluster = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            join_cluster(
+                &config,
+                url,
+                &security,
+                http_addr,
+                tls_config.is_some(),
+                &handle,
+                metrics_registry,
+            )
+            .await?,
+        )),
+        None => None,
+    };
+    let heartbeat = cluster.as_ref().map(|c| {
+        cluster::spawn_heartbeat(
+            c.clone(),
+            handle.clone(),
+            metrics_registry.clone(),
+            shutdown_rx.clone(),
+        )
+    });
     let state = Arc::new(AppState {
         worker: handle,
         metrics,
@@ -310,6 +352,7 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         ip_connections: Default::default(),
         whip: whip::Whip::new(metrics_registry),
         simulcast: !config.no_simulcast,
+        cluster,
     });
     let app = router(state.clone());
     if let Some(redirect) = redirect {
@@ -351,7 +394,58 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
         state,
         shutdown: shutdown_tx,
         task,
+        heartbeat,
     })
+}
+
+/// Cluster mode: connects to Redis and registers this node. Every node
+/// must share the API key and secret (routing tokens and access tokens
+/// are checked on every node), so a random dev secret is refused.
+async fn join_cluster(
+    config: &Config,
+    redis_url: &str,
+    security: &security::Security,
+    http_addr: SocketAddr,
+    https: bool,
+    worker: &WorkerHandle,
+    registry: &prometheus::Registry,
+) -> std::io::Result<cluster::Cluster> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    if config.api_secret.is_none() {
+        return Err(invalid(
+            "cluster mode (--redis-url) needs the same --api-key and --api-secret on every node"
+                .to_owned(),
+        ));
+    }
+    let node_url = match &config.node_url {
+        Some(url) => url.clone(),
+        None if http_addr.ip().is_unspecified() => {
+            return Err(invalid(format!(
+                "cluster mode: set --node-url, the URL clients and other nodes reach this node at \
+                 (it listens on {http_addr})"
+            )))
+        }
+        None => format!("{}://{http_addr}", if https { "https" } else { "http" }),
+    };
+    let media = (0..worker.workers())
+        .map(|k| {
+            let mut addr = worker.public_addr();
+            addr.set_port(addr.port().wrapping_add(k as u16));
+            addr.to_string()
+        })
+        .collect();
+    let cluster_config = cluster::ClusterConfig {
+        redis_url: redis_url.to_owned(),
+        node_id: config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| random_token()[..8].to_owned()),
+        node_url,
+        ttl: Duration::from_secs(config.cluster_ttl_secs),
+    };
+    cluster::Cluster::connect(&cluster_config, security.auth.keys.clone(), media, registry)
+        .await
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, m))
 }
 
 /// The addresses to advertise: `--public-ip`, else the one a STUN server

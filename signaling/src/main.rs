@@ -74,6 +74,13 @@ async fn main() -> std::process::ExitCode {
             server.workers
         ));
     }
+    if let Some(cluster) = server.cluster() {
+        banner.push_str(&format!(
+            "cluster node {} with {} node(s) registered\n",
+            cluster.node_id(),
+            cluster.view().len()
+        ));
+    }
     if server.dev_mode {
         banner.push_str(
             "WARNING: DEV MODE: anyone can mint access tokens (POST /api/token); \

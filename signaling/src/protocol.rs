@@ -34,6 +34,10 @@ pub enum ClientMessage {
         /// The access token (or `?access_token=` on the /ws URL).
         #[serde(default)]
         token: Option<String>,
+        /// In a cluster: `redirect.routingToken`, when the client was sent
+        /// here by another node.
+        #[serde(default)]
+        routing_token: Option<String>,
     },
     /// The client's SDP offer.
     Offer {

@@ -12,6 +12,7 @@
 
 mod access;
 mod calling;
+mod cluster;
 mod in_room;
 mod limited;
 mod resuming;
@@ -413,6 +414,9 @@ impl Session {
     }
 
     fn tell_to_migrate(&mut self) {
+        if self.redirect_migrating() {
+            return;
+        }
         self.outbox.push(ServerMessage::Migrate {
             reason: "this server is restarting or leaving service; reconnect".to_owned(),
             deadline_secs: self.state.drain_timeout.as_secs(),
@@ -528,7 +532,12 @@ impl Session {
     async fn handle(&mut self, message: ClientMessage) {
         match message {
             ClientMessage::Ping => self.outbox.push(ServerMessage::Pong),
-            ClientMessage::Join { room, name, .. } => self.join(room, name).await,
+            ClientMessage::Join {
+                room,
+                name,
+                routing_token,
+                ..
+            } => self.join(room, name, routing_token).await,
             ClientMessage::Leave => self.leave().await,
             ClientMessage::Offer { sdp } => {
                 if let Some(peer) = self.joined_peer() {
@@ -591,11 +600,12 @@ impl Session {
         self.peer
     }
 
-    async fn join(&mut self, room: String, name: String) {
+    async fn join(&mut self, room: String, name: String, routing_token: Option<String>) {
         if self.peer.is_some() {
             return self.error("already_joined", "this socket has already joined a room");
         }
-        if self.state.draining.load(Ordering::Relaxed) {
+        // In a cluster a draining node sends joins elsewhere (`route_join`).
+        if self.state.draining.load(Ordering::Relaxed) && self.state.cluster.is_none() {
             return self.error(
                 "draining",
                 "this server is draining and takes no new participants; reconnect",
@@ -609,6 +619,9 @@ impl Session {
         }
         if let Err(err) = self.state.calls.may_join(&room, self.call_id.as_deref()) {
             return self.error(err.code(), err.to_string());
+        }
+        if !self.route_join(&room, routing_token.as_deref()).await {
+            return;
         }
         if !self.room_for_one_more().await {
             return;
@@ -645,6 +658,12 @@ impl Session {
                     ice_servers: crate::ice_servers_for(&self.state, &joined.peer_id.to_string()),
                     resume_token: token,
                     simulcast: self.state.simulcast,
+                    nodes: self
+                        .state
+                        .cluster
+                        .as_ref()
+                        .map(|c| c.fallback_urls())
+                        .unwrap_or_default(),
                 });
             }
             Err(err) => self.worker_error(err),

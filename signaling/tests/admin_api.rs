@@ -49,6 +49,7 @@ async fn oneshot_auth_and_errors() {
         ip_connections: Default::default(),
         whip,
         simulcast: true,
+        cluster: None,
     });
     let app = signaling::router(state.clone());
     let call = |uri: &str, auth: Option<&str>, method: &str| {

@@ -102,6 +102,10 @@ pub enum ServerMessage {
         resume_token: String,
         /// Whether to publish the camera as simulcast layers.
         simulcast: bool,
+        /// In a cluster: the signaling URLs of the nodes that take joins,
+        /// this one first, for the client to try if this node is lost.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// A `resume` succeeded: the session continues on this socket. The
     /// messages queued while it was away follow.
@@ -255,6 +259,23 @@ pub enum ServerMessage {
         reason: String,
         /// Seconds until the server closes every session.
         deadline_secs: u64,
+    },
+    /// In a cluster: go to another node. The client opens a socket to
+    /// `url` and sends its `join` again there, with `routingToken`. Sent
+    /// instead of `joined` when the room lives elsewhere (or belongs on a
+    /// less-loaded node), and to every participant of a room a draining
+    /// node handed over.
+    Redirect {
+        /// The room.
+        room: String,
+        /// The node's id.
+        node: String,
+        /// Its signaling WebSocket URL.
+        url: String,
+        /// Proof for that node that it is to take this join.
+        routing_token: String,
+        /// home, placement, failover, raced or drain.
+        reason: &'static str,
     },
     /// The reply to `ping`.
     Pong,

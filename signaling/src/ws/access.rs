@@ -65,11 +65,17 @@ impl Session {
         }
     }
 
+    /// Whether `room` has participants here, or (in a cluster) a home.
     async fn room_exists(&self, room: &str) -> bool {
-        match self.state.worker.rooms().await {
+        let here = match self.state.worker.rooms().await {
             Ok(rooms) => rooms.iter().any(|r| r.name == room),
             // Cannot tell: the join itself will fail on the Worker.
             Err(_) => true,
+        };
+        match &self.state.cluster {
+            // Redis unavailable: the join says so.
+            Some(cluster) if !here => !matches!(cluster.directory().lookup(room).await, Ok(None)),
+            _ => here,
         }
     }
 
@@ -78,7 +84,9 @@ impl Session {
     /// `join` to the token's.
     pub(super) async fn admit(&mut self, message: &mut ClientMessage) -> bool {
         match message {
-            ClientMessage::Join { room, name, token } => {
+            ClientMessage::Join {
+                room, name, token, ..
+            } => {
                 // Requests refused for their form, or for being a second
                 // join, are left to `join`, which says why.
                 if self.peer.is_some()

@@ -1,0 +1,214 @@
+//! Where a join goes: here, or to another node with a `redirect`.
+//!
+//! 1. A valid routing token naming this node: claim the room (it was placed
+//!    here by the node that redirected the client) unless another live
+//!    node got it first.
+//! 2. The room has a home: here, or a redirect there if that node is
+//!    registered and answers a TCP connect on its signaling port.
+//! 3. No home, or a dead one: the least-loaded node that takes new rooms
+//!    (not draining, answering). This node claims the room itself when it
+//!    is that node; otherwise the client is sent there with a routing
+//!    token. A room taken from a dead home counts as a takeover.
+//!
+//! A draining node hands each of its rooms to the least-loaded other node
+//! first (`hand_over_rooms`), so that all of a room's participants move
+//! to the same place.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use super::{routing_token, Cluster, ClusterError, NodeRecord};
+
+/// How long a reachability probe of another node's signaling port waits.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Where a join goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// Here: this node is (now) the room's home.
+    Local,
+    /// Elsewhere.
+    Redirect {
+        /// The node.
+        node: NodeRecord,
+        /// Why: home, placement, failover, raced or drain.
+        reason: &'static str,
+    },
+}
+
+/// Whether `node` answers on its signaling port.
+async fn reachable(node: &NodeRecord) -> bool {
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(node.authority())).await,
+        Ok(Ok(_))
+    )
+}
+
+impl Cluster {
+    /// Routes a join of `identity` to `room`, with the routing token the
+    /// client brought from a redirect, if any.
+    pub async fn route(
+        &self,
+        room: &str,
+        identity: &str,
+        token: Option<&str>,
+    ) -> Result<Route, ClusterError> {
+        let draining = self.draining.load(Ordering::Relaxed);
+        if let Some(token) = token.filter(|_| !draining) {
+            match routing_token::verify(&self.keys, token, identity, room, &self.me) {
+                Ok(_) => return self.claim_here(room, None).await,
+                Err(err) => tracing::debug!(%err, room, "routing token not honoured"),
+            }
+        }
+        let mut dead = None;
+        if let Some(owner) = self.directory.lookup(room).await? {
+            if owner.node == self.me {
+                if !draining {
+                    self.home(room);
+                    return Ok(Route::Local);
+                }
+            } else if owner.registered {
+                if let Some(node) = self.node(&owner.node).await? {
+                    if reachable(&node).await {
+                        return Ok(Route::Redirect {
+                            node,
+                            reason: "home",
+                        });
+                    }
+                    tracing::warn!(node = %owner.node, room, "home node registered but unreachable");
+                }
+                dead = Some(owner.node);
+            } else {
+                dead = Some(owner.node);
+            }
+        }
+        self.place(room, dead).await
+    }
+
+    /// A new room, or one whose home `dead` is gone: the least-loaded node.
+    async fn place(&self, room: &str, dead: Option<String>) -> Result<Route, ClusterError> {
+        let draining = self.draining.load(Ordering::Relaxed);
+        let nodes = self.directory.nodes().await?;
+        self.set_view(nodes.clone());
+        let mut candidates: Vec<NodeRecord> = nodes
+            .into_iter()
+            .filter(|n| !n.draining && Some(&n.id) != dead.as_ref())
+            .filter(|n| !(draining && n.id == self.me))
+            .collect();
+        if !draining && !candidates.iter().any(|n| n.id == self.me) {
+            // Not registered right now (a heartbeat lapsed): still a choice.
+            candidates.push(self.record(u64::MAX, u64::MAX, 0.0, 0.0));
+        }
+        // Least peers, then fewest rooms, then this node (no redirect).
+        candidates.sort_by_key(|n| (n.peers, n.rooms, n.id != self.me, n.id.clone()));
+        for node in candidates {
+            if node.id == self.me {
+                return self.claim_here(room, dead.as_deref()).await;
+            }
+            if reachable(&node).await {
+                let reason = if dead.is_some() {
+                    "failover"
+                } else {
+                    "placement"
+                };
+                return Ok(Route::Redirect { node, reason });
+            }
+        }
+        Err(ClusterError::NoNode)
+    }
+
+    /// Claims `room` for this node (over `dead`, if it names the old home).
+    async fn claim_here(&self, room: &str, dead: Option<&str>) -> Result<Route, ClusterError> {
+        let owner = self.directory.claim(room, &self.me, dead).await?;
+        if owner == self.me {
+            if dead.is_some() {
+                self.metrics.takeovers.inc();
+                tracing::info!(room, old_home = dead, "took the room over");
+            }
+            self.home(room);
+            return Ok(Route::Local);
+        }
+        match self.node(&owner).await? {
+            Some(node) => Ok(Route::Redirect {
+                node,
+                reason: "raced",
+            }),
+            // Claimed by a node that vanished meanwhile: take it.
+            None => Box::pin(self.claim_here(room, Some(&owner))).await,
+        }
+    }
+
+    /// Node `id`'s record: from the view, or read again.
+    async fn node(&self, id: &str) -> Result<Option<NodeRecord>, ClusterError> {
+        if let Some(node) = self.view().into_iter().find(|n| n.id == id) {
+            return Ok(Some(node));
+        }
+        let nodes = self.directory.nodes().await?;
+        self.set_view(nodes.clone());
+        Ok(nodes.into_iter().find(|n| n.id == id))
+    }
+
+    /// Counts a redirect the session sends.
+    pub fn count_redirect(&self, reason: &'static str) {
+        self.metrics.redirects.with_label_values(&[reason]).inc();
+    }
+
+    /// Starts draining: says so in the registration, and hands every room
+    /// homed here to the least-loaded other node. Returns how many rooms
+    /// found a new home; the others stay here until their calls end.
+    pub async fn hand_over_rooms(&self) -> usize {
+        self.draining.store(true, Ordering::Relaxed);
+        let rooms: Vec<String> = self
+            .homed
+            .lock()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default();
+        // The registration says "draining" at once, not at the next beat.
+        let mine = self.view().into_iter().find(|n| n.id == self.me);
+        let record = match mine {
+            Some(n) => self.record(n.peers, n.rooms, n.cpu, n.pps),
+            None => self.record(0, 0, 0.0, 0.0),
+        };
+        if let Err(err) = self.directory.register(&record).await {
+            tracing::warn!(%err, "could not mark this node draining in Redis");
+        }
+        let Ok(nodes) = self.directory.nodes().await else {
+            tracing::warn!("Redis unavailable: rooms stay here until their calls end");
+            return 0;
+        };
+        let mut targets: Vec<NodeRecord> = Vec::new();
+        for node in nodes {
+            if node.id != self.me && !node.draining && reachable(&node).await {
+                targets.push(node);
+            }
+        }
+        let mut moved = 0;
+        for room in rooms {
+            // Spread the rooms: count each one given to a node as its load.
+            targets.sort_by_key(|n| (n.peers, n.rooms, n.id.clone()));
+            let Some(target) = targets.first_mut() else {
+                break;
+            };
+            match self.directory.hand_over(&room, &self.me, &target.id).await {
+                Ok(true) => {
+                    tracing::info!(room, to = %target.id, "room handed over");
+                    target.rooms += 1;
+                    if let Ok(mut m) = self.migrations.lock() {
+                        m.insert(room.clone(), target.clone());
+                    }
+                    if let Ok(mut homed) = self.homed.lock() {
+                        homed.remove(&room);
+                    }
+                    moved += 1;
+                }
+                Ok(false) => {
+                    tracing::warn!(room, "room not ours in the directory; not handed over")
+                }
+                Err(err) => tracing::warn!(room, %err, "hand-over failed"),
+            }
+        }
+        moved
+    }
+}
