@@ -69,6 +69,10 @@ export async function accessToken({ room, identity = tabIdentity, name = '' }) {
       body: JSON.stringify({ room, identity, name }),
     });
   } catch (err) {
+    // The node that served the page is gone (in a cluster, another node
+    // carries on): the last token still serves if it is for this room.
+    const claims = lastToken ? claimsOf(lastToken) : null;
+    if (claims?.room === room && claims.exp * 1000 - Date.now() > 60_000) return lastToken;
     throw new AccessError(`Could not get an access token from the server (${err.message}).`);
   }
   if (response.status === 404) throw new AccessError(NEEDS_TOKEN_TEXT);

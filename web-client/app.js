@@ -202,7 +202,21 @@ function onDown({ code, wasOpen, retryInMs, attempt }) {
   ui.setStatus(room?.state === 'reconnecting' ? 'Reconnecting…' : `Offline · retrying in ${secs} s`);
 }
 
+/**
+ * `redirect` (cluster): the room lives on another node, or this node is
+ * draining. The socket moves there and the room is joined again with the
+ * routing token (onOpen → afterOpen).
+ */
+function onRedirect(msg) {
+  console.info(`signaling: redirected to node ${msg.node} (${msg.reason})`);
+  if (!room || room.room !== msg.room) return;
+  room.redirected(msg.routingToken);
+  if (msg.reason === 'drain') ui.showNotice('Moving your call to another server…', 5000);
+  conn.switchTo(msg.url);
+}
+
 function onMessage(msg) {
+  if (msg.type === 'joined' && msg.nodes) conn.setNodes(msg.nodes);
   if (isRoomMessage(msg.type)) {
     room?.handle(msg);
     return;
@@ -218,6 +232,9 @@ function onMessage(msg) {
       break;
     case 'resumed':
       onResumed(msg);
+      break;
+    case 'redirect':
+      onRedirect(msg);
       break;
     case 'migrate':
       // The server is draining: calls go on until it closes the socket

@@ -59,6 +59,7 @@ export class RoomSession {
     this.rejoining = false; // joining again after the socket dropped
     this.resumeToken = null; // from `joined`: takes the session over on a new socket
     this.resumable = false; // the socket dropped, and the session may be resumed
+    this.routingToken = null; // from a cluster's `redirect`: sent with the next join
     this.call = null;
     this.peerId = null;
     this.mediaState = 'new';
@@ -108,7 +109,24 @@ export class RoomSession {
       this.onJoinFailed(err.message, { rejoin: this.rejoining });
       return;
     }
-    if (this.state === 'joining') this.send({ type: 'join', room: this.room, name: this.name, token });
+    if (this.state !== 'joining') return;
+    const routingToken = this.routingToken ?? undefined;
+    this.routingToken = null;
+    this.send({ type: 'join', room: this.room, name: this.name, token, routingToken });
+  }
+
+  /**
+   * `redirect` (cluster): the room is joined on another node, with
+   * `routingToken`, once the socket there opens. A joined session (its
+   * node is draining) leaves its media here and rejoins there.
+   */
+  redirected(routingToken) {
+    this.routingToken = routingToken;
+    if (this.state === 'joining') {
+      this.state = this.rejoining ? 'reconnecting' : 'new';
+    } else if (this.state === 'joined' || this.state === 'resuming') {
+      this.suspend({ keepMedia: false });
+    }
   }
 
   /**

@@ -2,6 +2,9 @@
 // socket per page, JSON text frames, keep-alive pings, and reconnection with
 // backoff whenever the connection drops or cannot be opened (faster while a
 // call waits for us to come back: the server keeps it only a few seconds).
+// In a cluster the socket may be moved to another node (`switchTo`, on a
+// `redirect`), and a node that cannot be reached is replaced by the next of
+// the nodes `joined` listed.
 
 const PING_INTERVAL_MS = 20_000;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
@@ -29,6 +32,8 @@ export function signalingUrl(loc = window.location) {
 export class Signaling {
   constructor(url, handlers) {
     this.url = url;
+    this.entry = url; // where the page came from
+    this.nodes = []; // in a cluster: other nodes to try when `url` is unreachable
     this.handlers = handlers;
     this.ws = null;
     this.pingTimer = null;
@@ -104,6 +109,10 @@ export class Signaling {
     this.probeTimer = null;
     this.ws = null;
     if (this.stopped) return;
+    // A node that could not be reached: in a cluster, the next attempt goes
+    // to another node. (A dropped socket is first retried where it was:
+    // only that node can resume the session.)
+    if (!wasOpen) this.url = this.#nextUrl();
     const delays = this.urgent ? URGENT_RETRY_DELAYS_MS : RETRY_DELAYS_MS;
     const delay = retryInMs ?? delays[Math.min(this.attempt, delays.length - 1)];
     this.attempt += 1;
@@ -112,6 +121,38 @@ export class Signaling {
       this.start();
     }, delay);
     this.handlers.onDown?.({ code, reason, wasOpen, retryInMs: delay, attempt: this.attempt });
+  }
+
+  /**
+   * Moves to another node's signaling URL at once (a `redirect`): the
+   * current socket is closed without a reconnect of its own, and `onOpen`
+   * reports the new one.
+   */
+  switchTo(url) {
+    const ws = this.ws;
+    this.url = url;
+    this.ws = null;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.probeTimer);
+    clearTimeout(this.retryTimer);
+    this.pingTimer = null;
+    this.probeTimer = null;
+    this.retryTimer = null;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'redirected');
+    this.start();
+  }
+
+  /** The cluster's nodes, from `joined`: tried in turn when the current one is unreachable. */
+  setNodes(urls) {
+    this.nodes = Array.isArray(urls) ? urls.filter((u) => typeof u === 'string') : [];
+  }
+
+  /** The URL to try after `url` could not be reached: the next known node. */
+  #nextUrl() {
+    const all = [...new Set([this.entry, ...this.nodes])];
+    if (all.length < 2) return this.url;
+    const at = all.indexOf(this.url);
+    return all[(at + 1) % all.length];
   }
 
   /** Retries quickly (at most every second) while `on`: a call is waiting for us. */
