@@ -90,6 +90,7 @@ pub(crate) enum Command {
         room: String,
         name: String,
         permissions: Permissions,
+        relay: Option<crate::core::relay::Relay>,
         signals: mpsc::Sender<Signal>,
         reply: oneshot::Sender<Result<Joined, CoreError>>,
     },
@@ -407,12 +408,25 @@ impl WorkerHandle {
         name: String,
         permissions: Permissions,
     ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
+        self.join_as(room, name, permissions, None).await
+    }
+
+    /// [`WorkerHandle::join_with`], as a Peer of a node-to-node link when
+    /// `relay` is given (`core::relay`).
+    pub async fn join_as(
+        &self,
+        room: String,
+        name: String,
+        permissions: Permissions,
+        relay: Option<crate::core::relay::Relay>,
+    ) -> Result<(Joined, mpsc::Receiver<Signal>), WorkerError> {
         let (signals, rx) = mpsc::channel(SIGNAL_QUEUE);
         let joined = self
             .join_room(&room, |reply| Command::Join {
                 room: room.clone(),
                 name: name.clone(),
                 permissions,
+                relay,
                 signals: signals.clone(),
                 reply,
             })

@@ -40,7 +40,7 @@ impl Core {
         viewer: Option<Option<String>>,
     ) -> Result<Joined, CoreError> {
         let credentials = self.fresh_credentials();
-        let joined = self.join_peer(now, room, name, credentials, Some(viewer.is_some()))?;
+        let joined = self.join_peer(now, room, name, credentials, Some(viewer.is_some()), None)?;
         let id = joined.peer_id;
         self.set_permissions(id, permissions);
         if let Some(choice) = viewer {

@@ -51,7 +51,20 @@ impl Core {
         ufrag: String,
         pwd: String,
     ) -> Result<Joined, CoreError> {
-        self.join_peer(now, room, name, (ufrag, pwd), None)
+        self.join_peer(now, room, name, (ufrag, pwd), None, None)
+    }
+
+    /// Adds a Peer of a node-to-node link (`relay.rs`): a hidden sink or a
+    /// ghost of a participant of the other node.
+    pub fn join_relay(
+        &mut self,
+        now: Instant,
+        room: &str,
+        name: &str,
+        relay: super::relay::Relay,
+    ) -> Result<Joined, CoreError> {
+        let credentials = self.fresh_credentials();
+        self.join_peer(now, room, name, credentials, None, Some(relay))
     }
 
     /// Adds a Peer: a participant, or a WHIP/WHEP session (`session`, with
@@ -65,6 +78,7 @@ impl Core {
         name: &str,
         (ufrag, pwd): (String, String),
         session: Option<bool>,
+        relay: Option<super::relay::Relay>,
     ) -> Result<Joined, CoreError> {
         if self.by_ufrag.contains_key(&ufrag) {
             return Err(CoreError::Rtc("ufrag in use".to_owned()));
@@ -79,18 +93,20 @@ impl Core {
                 self.config.srtp_profiles.clone(),
             ),
         };
-        let hidden = session == Some(true);
+        let hidden = session == Some(true) || relay.is_some_and(|r| r.hidden);
+        let link = relay.map(|r| r.link);
         let pc = build_peer_connection(now, &ufrag, &pwd, ice_timeout, &srtp_profiles)
             .map_err(|e| CoreError::Rtc(e.to_string()))?;
         let id = PeerId(self.next_peer);
         self.next_peer += self.config.ids.step.max(1);
 
-        let participants = self.participants(room);
+        let participants = self.participants(room, link);
         let members = self.room_peers(room);
         self.by_ufrag.insert(ufrag.clone(), id);
         let mut peer = Peer::new(id, name.to_owned(), room.to_owned(), ufrag, pc, now);
         peer.inbound = InboundLimiter::new(self.config.inbound_limits);
         peer.hidden = hidden;
+        peer.link = link;
         self.peers.insert(id, peer);
         self.rooms
             .entry(room.to_owned())
@@ -134,11 +150,12 @@ impl Core {
         Ok(())
     }
 
-    fn participants(&self, room: &str) -> Vec<Participant> {
+    /// The participants of `room` as a newcomer of `link` sees them.
+    fn participants(&self, room: &str, link: Option<super::relay::LinkId>) -> Vec<Participant> {
         self.room_peers(room)
             .into_iter()
             .filter_map(|id| self.peers.get(&id))
-            .filter(|p| !p.hidden)
+            .filter(|p| !p.hidden && (link.is_none() || p.link != link))
             .map(|p| Participant {
                 peer_id: p.id,
                 name: p.name.clone(),
@@ -203,8 +220,13 @@ impl Core {
             }
             None => Vec::new(),
         };
+        let link = peer.link;
         for member in remaining.into_iter().filter(|_| !peer.hidden) {
-            self.emit(member, Signal::ParticipantLeft { peer_id: id });
+            // (Gone already, so `emit` cannot tell its link.)
+            let same_link = link.is_some() && self.peers.get(&member).and_then(|m| m.link) == link;
+            if !same_link {
+                self.emit(member, Signal::ParticipantLeft { peer_id: id });
+            }
         }
         self.counters.leave(reason);
         tracing::info!(peer = %id, room = %peer.room, ?reason, "left");
@@ -381,6 +403,14 @@ impl Core {
         if self.is_viewer(subscriber) {
             // A viewer's slots choose their own sources (`viewer.rs`).
             self.refresh_viewer(now, subscriber);
+            return;
+        }
+        let publisher = match self.tracks.get(&track_id) {
+            Some(track) => track.publisher,
+            None => return,
+        };
+        if self.linked(subscriber, publisher) {
+            // What came over a link never goes back over it.
             return;
         }
         let Some(track) = self.tracks.get_mut(&track_id) else {

@@ -35,6 +35,7 @@ mod permissions;
 pub mod picture;
 pub mod quality;
 pub mod rate_limit;
+pub mod relay;
 pub mod renumber;
 mod reports;
 pub mod room;
@@ -597,6 +598,7 @@ impl Core {
             paused_videos,
             rooms: self.rooms.len() as u64,
             peers: self.peers.len() as u64,
+            relay_peers: self.relay_peers(),
             audio_tracks,
             video_tracks,
             subscriptions: self
@@ -629,6 +631,13 @@ impl Core {
     }
 
     fn emit(&mut self, peer: PeerId, signal: Signal) {
+        // A Peer of a link never hears of its own link's Peers (`relay.rs`).
+        if signal
+            .subject()
+            .is_some_and(|subject| self.linked(peer, subject))
+        {
+            return;
+        }
         self.outputs.push_back(Output { peer, signal });
     }
 

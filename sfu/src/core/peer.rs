@@ -82,8 +82,11 @@ pub struct Peer {
     pub timer: Option<Instant>,
     /// When something authenticated last arrived from it.
     pub last_inbound: Instant,
-    /// Not announced to the room nor listed to newcomers (a WHEP viewer).
+    /// Not announced to the room nor listed to newcomers (a WHEP viewer,
+    /// a link's sink).
     pub hidden: bool,
+    /// The node-to-node link it belongs to, if any (`relay.rs`).
+    pub link: Option<super::relay::LinkId>,
     /// Holds its outgoing media to what its downlink carries (`budget.rs`).
     pub budget: super::budget::Budget,
 }
@@ -130,6 +133,7 @@ impl Peer {
             timer: None,
             last_inbound: now,
             hidden: false,
+            link: None,
             budget: super::budget::Budget::default(),
         }
     }

@@ -178,6 +178,8 @@ pub struct Snapshot {
     pub rooms: u64,
     /// Connected or connecting Peers.
     pub peers: u64,
+    /// Of those, Peers of node-to-node links (`relay.rs`).
+    pub relay_peers: u64,
     /// Published audio Tracks.
     pub audio_tracks: u64,
     /// Published video Tracks.
@@ -255,6 +257,7 @@ impl Snapshot {
         t.send_dropped += o.send_dropped;
         t.open += o.open;
         self.peers += other.peers;
+        self.relay_peers += other.relay_peers;
         self.audio_tracks += other.audio_tracks;
         self.video_tracks += other.video_tracks;
         self.subscriptions += other.subscriptions;

@@ -357,10 +357,14 @@ fn handle_command(
             room,
             name,
             permissions,
+            relay,
             signals,
             reply,
         } => {
-            let result = may_hold(core, slot, &room).and_then(|()| core.join(now, &room, &name));
+            let result = may_hold(core, slot, &room).and_then(|()| match relay {
+                Some(relay) => core.join_relay(now, &room, &name, relay),
+                None => core.join(now, &room, &name),
+            });
             if let Ok(joined) = &result {
                 core.set_permissions(joined.peer_id, permissions);
                 sessions.insert(joined.peer_id, signals);

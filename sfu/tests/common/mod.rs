@@ -315,8 +315,22 @@ impl Sim {
 
     /// Joins `room` and makes the client's first offer.
     pub fn join(&mut self, index: usize, room: &str) -> PeerId {
+        self.join_as(index, room, None)
+    }
+
+    /// [`Sim::join`], as a Peer of a node-to-node link when `relay` is given.
+    pub fn join_as(
+        &mut self,
+        index: usize,
+        room: &str,
+        relay: Option<sfu::core::relay::Relay>,
+    ) -> PeerId {
         let name = self.clients[index].name.clone();
-        let joined = self.core.join(self.now, room, &name).unwrap();
+        let joined = match relay {
+            Some(relay) => self.core.join_relay(self.now, room, &name, relay),
+            None => self.core.join(self.now, room, &name),
+        }
+        .unwrap();
         let client = &mut self.clients[index];
         client.peer_id = Some(joined.peer_id);
         let offer = client.pc.create_offer(None).unwrap();
