@@ -33,7 +33,6 @@ mod receive;
 mod report;
 mod scenario;
 mod server_metrics;
-mod signaling;
 mod slow;
 mod soak;
 mod stats;

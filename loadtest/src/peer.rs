@@ -16,8 +16,8 @@ use crate::connection::Connection;
 use crate::janus::JanusRoom;
 use crate::media::now_ns;
 use crate::publish::MediaConfig;
-use crate::signaling::{ServerMsg, Signaling};
 use crate::stats::{lock, Collector, PeerRecord};
+use signaling::client::{ServerMsg, Signaling};
 
 /// From `joined` to a connected PeerConnection at most this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -136,7 +136,7 @@ async fn session(
     let peer_id = tokio::time::timeout(JOIN_TIMEOUT, async {
         loop {
             match sig.recv().await {
-                Ok(ServerMsg::Joined { peer_id }) => return Ok(peer_id),
+                Ok(ServerMsg::Joined { peer_id, .. }) => return Ok(peer_id),
                 Ok(ServerMsg::Error { code, message }) => {
                     return Err(format!("join refused: {code}: {message}"));
                 }

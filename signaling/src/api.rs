@@ -287,6 +287,9 @@ pub struct ParticipantJson {
     bandwidth_estimate_bps: Option<f64>,
     /// The simulcast state of each video it receives.
     video: Vec<VideoJson>,
+    /// A Peer of a node-to-node link (cluster cascading), not a person
+    /// connected here.
+    relay: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -332,6 +335,7 @@ impl From<&ParticipantStats> for ParticipantJson {
             rtt_ms: p.quality.rtt.map(|s| s * 1000.0),
             jitter_ms: p.quality.jitter.map(|s| s * 1000.0),
             bandwidth_estimate_bps: p.quality.bandwidth_estimate,
+            relay: p.relay,
             video: p
                 .video
                 .iter()

@@ -259,6 +259,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(2..=300))]
     pub cluster_ttl_secs: u64,
 
+    /// Cascading: a node with this many participants (or more) takes no
+    /// more for the rooms it is home to; newcomers are placed on a
+    /// less-loaded node, which links the room to its home. 0 turns
+    /// cascading off (a room's participants all go to its home).
+    #[arg(long, env = "SFU_CASCADE_PEERS", default_value_t = 0)]
+    pub cascade_peers: u64,
+
     /// A task other than serving (`token`).
     #[command(subcommand)]
     pub command: Option<crate::token_cli::Command>,
@@ -318,6 +325,7 @@ impl Config {
             node_id: None,
             node_url: None,
             cluster_ttl_secs: 6,
+            cascade_peers: 0,
             log_format: LogFormat::Text,
         }
     }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod calls;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod ice_servers;
@@ -442,6 +443,11 @@ async fn join_cluster(
             .unwrap_or_else(|| random_token()[..8].to_owned()),
         node_url,
         ttl: Duration::from_secs(config.cluster_ttl_secs),
+        cascade_peers: config.cascade_peers,
+        bind_ip: match config.media_bind_ip.unwrap_or(config.bind.ip()) {
+            ip if ip.is_unspecified() => worker.public_addr().ip(),
+            ip => ip,
+        },
     };
     cluster::Cluster::connect(&cluster_config, security.auth.keys.clone(), media, registry)
         .await

@@ -38,6 +38,10 @@ pub enum ClientMessage {
         /// here by another node.
         #[serde(default)]
         routing_token: Option<String>,
+        /// In a cluster: a node's bridge joining as a Peer of a
+        /// node-to-node link (signed by the cluster).
+        #[serde(default)]
+        relay_token: Option<String>,
     },
     /// The client's SDP offer.
     Offer {

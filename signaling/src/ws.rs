@@ -536,8 +536,9 @@ impl Session {
                 room,
                 name,
                 routing_token,
+                relay_token,
                 ..
-            } => self.join(room, name, routing_token).await,
+            } => self.join(room, name, routing_token, relay_token).await,
             ClientMessage::Leave => self.leave().await,
             ClientMessage::Offer { sdp } => {
                 if let Some(peer) = self.joined_peer() {
@@ -600,7 +601,13 @@ impl Session {
         self.peer
     }
 
-    async fn join(&mut self, room: String, name: String, routing_token: Option<String>) {
+    async fn join(
+        &mut self,
+        room: String,
+        name: String,
+        routing_token: Option<String>,
+        relay_token: Option<String>,
+    ) {
         if self.peer.is_some() {
             return self.error("already_joined", "this socket has already joined a room");
         }
@@ -620,7 +627,14 @@ impl Session {
         if let Err(err) = self.state.calls.may_join(&room, self.call_id.as_deref()) {
             return self.error(err.code(), err.to_string());
         }
-        if !self.route_join(&room, routing_token.as_deref()).await {
+        let relay = match relay_token {
+            Some(token) => match self.relay_join(&room, &token) {
+                Ok(relay) => Some(relay),
+                Err(()) => return,
+            },
+            None => None,
+        };
+        if relay.is_none() && !self.route_join(&room, routing_token.as_deref()).await {
             return;
         }
         if !self.room_for_one_more().await {
@@ -630,7 +644,7 @@ impl Session {
         match self
             .state
             .worker
-            .join_with(room.clone(), name, self.permissions())
+            .join_as(room.clone(), name, self.relay_permissions(relay), relay)
             .await
         {
             Ok((joined, signals)) => {

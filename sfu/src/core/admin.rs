@@ -44,6 +44,8 @@ pub struct ParticipantStats {
     pub video: Vec<VideoStats>,
     /// Its live figures.
     pub quality: Quality,
+    /// A Peer of a node-to-node link (`relay.rs`), not a person here.
+    pub relay: bool,
 }
 
 /// One room as an operator sees it.
@@ -121,6 +123,7 @@ impl Core {
             subscriptions: peer.subscriptions.len(),
             video,
             quality: peer.quality.clone(),
+            relay: peer.link.is_some(),
         })
     }
 

@@ -430,8 +430,11 @@ impl Core {
         // the codec it was created with) takes the Track under its own SSRC
         // (webrtc-rs note 20): the m-line gets the new msid, and the
         // Forwarder goes on numbering from where it stopped.
+        // Not for a link's sink: its bridge learns of a Track from a new
+        // remote track, which a reused sender would not raise.
         let spare = peer.spare.iter().position(|s| {
-            s.kind == track.kind
+            peer.link.is_none()
+                && s.kind == track.kind
                 && s.codec
                     .mime_type
                     .eq_ignore_ascii_case(&track.codec.mime_type)

@@ -52,7 +52,12 @@ pub struct NodeRecord {
 impl NodeRecord {
     /// The node's signaling WebSocket URL.
     pub fn ws_url(&self) -> String {
-        let base = self.url.trim_end_matches('/');
+        Self::ws_url_of(&self.url)
+    }
+
+    /// The signaling WebSocket URL of a node at base URL `url`.
+    pub fn ws_url_of(url: &str) -> String {
+        let base = url.trim_end_matches('/');
         let base = match base.split_once("://") {
             Some(("https", rest)) => format!("wss://{rest}"),
             Some((_, rest)) => format!("ws://{rest}"),

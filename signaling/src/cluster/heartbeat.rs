@@ -5,7 +5,7 @@
 //! `sfu_cluster_redis_up` drops to 0, and calls here go on; the first beat
 //! that succeeds again puts the node and its rooms back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,13 +79,28 @@ pub fn spawn_heartbeat(
             let cpu = ((now.cpu_seconds - last.cpu_seconds) / secs).max(0.0);
             let pps = now.packets_out.saturating_sub(last.packets_out) as f64 / secs;
             last = now;
+            // Participants here, link Peers not counted: the load that
+            // placement and cascading compare.
+            let people: HashMap<String, usize> = rooms
+                .iter()
+                .map(|r| {
+                    (
+                        r.name.clone(),
+                        r.participants.iter().filter(|p| !p.relay).count(),
+                    )
+                })
+                .collect();
+            cluster.bridges.stop_unused(&people);
+            // The rooms this node is home to: not the private rooms of 1:1
+            // calls, nor the rooms it links to another home.
             let local: HashSet<String> = rooms
                 .into_iter()
                 .map(|r| r.name)
-                .filter(|name| !is_private_room(name))
+                .filter(|name| !is_private_room(name) && !cluster.bridges.is_satellite(name))
                 .collect();
+            let participants = snapshot.peers.saturating_sub(snapshot.relay_peers);
             let ok = cluster
-                .beat(snapshot.peers, local, cpu, pps)
+                .beat(participants, local, cpu, pps)
                 .await
                 .map_err(|err| {
                     if up {

@@ -7,21 +7,22 @@
 //!   through atomic scripts (`directory.rs`).
 //! - A join for a room homed elsewhere, or a new room that belongs on a
 //!   less-loaded node, gets a `redirect` with a signed routing token
-//!   (`routing_token.rs`); the web client follows it (`route.rs`).
+//!   (`tokens.rs`); the web client follows it (`route.rs`).
 //! - A dead node's rooms are taken over when its participants come back
 //!   through a live node; a draining node hands its rooms over first.
 //!
 //! Without `--redis-url` there is no `Cluster` and the server is a single
 //! node with in-memory state, as before.
 
+pub mod bridge;
 pub mod directory;
 mod heartbeat;
 mod route;
-pub mod routing_token;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
@@ -44,6 +45,12 @@ pub struct ClusterConfig {
     /// How long a registration or directory entry lives without a
     /// heartbeat; heartbeats come every third of it.
     pub ttl: Duration,
+    /// A node with this many participants (or more) takes no more for the
+    /// rooms it is home to: newcomers go to a less-loaded node, which
+    /// links the room to it (cascading). 0: never.
+    pub cascade_peers: u64,
+    /// The IP the bridges' connections bind to.
+    pub bind_ip: std::net::IpAddr,
 }
 
 /// Why the cluster could not serve a request.
@@ -154,6 +161,10 @@ pub struct Cluster {
     migrations: Mutex<HashMap<String, NodeRecord>>,
     /// Media addresses, for the registration.
     media: Vec<String>,
+    /// `ClusterConfig::cascade_peers`.
+    cascade_peers: u64,
+    /// The rooms this node links to their home node.
+    pub bridges: Arc<bridge::Bridges>,
     /// The metrics.
     pub metrics: ClusterMetrics,
 }
@@ -185,9 +196,19 @@ impl Cluster {
         .map_err(|_| fail(&"timed out"))?
         .map_err(|e| fail(&e))?;
         let ttl_ms = u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX);
+        let url = config.node_url.trim_end_matches('/').to_owned();
+        let bridges = Arc::new(bridge::Bridges::new(
+            bridge::BridgeConfig {
+                keys: keys.clone(),
+                me: config.node_id.clone(),
+                ws_url: NodeRecord::ws_url_of(&url),
+                bind_ip: config.bind_ip,
+            },
+            registry,
+        ));
         let cluster = Self {
             me: config.node_id.clone(),
-            url: config.node_url.trim_end_matches('/').to_owned(),
+            url,
             directory: Directory::new(manager, ttl_ms),
             keys,
             ttl: config.ttl,
@@ -197,6 +218,8 @@ impl Cluster {
             draining: AtomicBool::new(false),
             migrations: Mutex::new(HashMap::new()),
             media,
+            cascade_peers: config.cascade_peers,
+            bridges,
             metrics: ClusterMetrics::new(registry),
         };
         let me = cluster.record(0, 0, 0.0, 0.0);
@@ -263,9 +286,25 @@ impl Cluster {
         }
     }
 
-    /// Signs a routing token for `identity` in `room` to `node`.
-    pub fn routing_token(&self, identity: &str, room: &str, node: &str) -> String {
-        routing_token::sign(&self.keys, identity, room, node)
+    /// Signs a routing token for `identity` in `room` to `node` (as a
+    /// satellite of `home`, for a cascaded room).
+    pub fn routing_token(
+        &self,
+        identity: &str,
+        room: &str,
+        node: &str,
+        home: Option<&str>,
+    ) -> String {
+        tokens::sign(&self.keys, identity, room, node, home)
+    }
+
+    /// Checks a relay token for `room` at this node.
+    pub fn verify_relay(
+        &self,
+        token: &str,
+        room: &str,
+    ) -> Result<tokens::RelayClaims, tokens::RouteTokenError> {
+        tokens::verify_relay(&self.keys, token, room, &self.me)
     }
 
     /// Where a draining node sent `room`, if it did.

@@ -10,6 +10,12 @@
 //!    is that node; otherwise the client is sent there with a routing
 //!    token. A room taken from a dead home counts as a takeover.
 //!
+//! Cascading (`--cascade-peers N`): when the home of an existing room
+//! carries N participants or more, a newcomer is placed on a node that
+//! carries fewer (this one, the node the client reached, first) as a
+//! *satellite*: it joins there, and that node links the room to its home
+//! (`bridge/`).
+//!
 //! A draining node hands each of its rooms to the least-loaded other node
 //! first (`hand_over_rooms`), so that all of a room's participants move
 //! to the same place.
@@ -19,7 +25,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::{routing_token, Cluster, ClusterError, NodeRecord};
+use super::{tokens, Cluster, ClusterError, NodeRecord};
 
 /// How long a reachability probe of another node's signaling port waits.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -29,12 +35,20 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 pub enum Route {
     /// Here: this node is (now) the room's home.
     Local,
+    /// Here, as a satellite of the room's home (cascading): the caller
+    /// links the room to it.
+    Satellite {
+        /// The room's home.
+        home: NodeRecord,
+    },
     /// Elsewhere.
     Redirect {
         /// The node.
         node: NodeRecord,
-        /// Why: home, placement, failover, raced or drain.
+        /// Why: home, placement, failover, raced, cascade or drain.
         reason: &'static str,
+        /// For `cascade`: the room's home, which `node` is to link to.
+        home: Option<String>,
     },
 }
 
@@ -57,8 +71,15 @@ impl Cluster {
     ) -> Result<Route, ClusterError> {
         let draining = self.draining.load(Ordering::Relaxed);
         if let Some(token) = token.filter(|_| !draining) {
-            match routing_token::verify(&self.keys, token, identity, room, &self.me) {
-                Ok(_) => return self.claim_here(room, None).await,
+            match tokens::verify(&self.keys, token, identity, room, &self.me) {
+                Ok(claims) => match claims.home {
+                    None => return self.claim_here(room, None).await,
+                    Some(home) => {
+                        if let Some(route) = self.satellite_of(room, &home).await? {
+                            return Ok(route);
+                        }
+                    }
+                },
                 Err(err) => tracing::debug!(%err, room, "routing token not honoured"),
             }
         }
@@ -72,9 +93,13 @@ impl Cluster {
             } else if owner.registered {
                 if let Some(node) = self.node(&owner.node).await? {
                     if reachable(&node).await {
+                        if let Some(route) = self.cascade(&node).await? {
+                            return Ok(route);
+                        }
                         return Ok(Route::Redirect {
                             node,
                             reason: "home",
+                            home: None,
                         });
                     }
                     tracing::warn!(node = %owner.node, room, "home node registered but unreachable");
@@ -113,7 +138,11 @@ impl Cluster {
                 } else {
                     "placement"
                 };
-                return Ok(Route::Redirect { node, reason });
+                return Ok(Route::Redirect {
+                    node,
+                    reason,
+                    home: None,
+                });
             }
         }
         Err(ClusterError::NoNode)
@@ -127,6 +156,8 @@ impl Cluster {
                 self.metrics.takeovers.inc();
                 tracing::info!(room, old_home = dead, "took the room over");
             }
+            // A satellite that became the home needs no link any more.
+            self.bridges.stop(room);
             self.home(room);
             return Ok(Route::Local);
         }
@@ -134,9 +165,84 @@ impl Cluster {
             Some(node) => Ok(Route::Redirect {
                 node,
                 reason: "raced",
+                home: None,
             }),
             // Claimed by a node that vanished meanwhile: take it.
             None => Box::pin(self.claim_here(room, Some(&owner))).await,
+        }
+    }
+
+    /// Cascading: a newcomer to a room whose `home` is full goes to a node
+    /// with room to spare, this one first. `None`: no cascading (it is
+    /// off, the home is not full, or no node has room).
+    async fn cascade(&self, home: &NodeRecord) -> Result<Option<Route>, ClusterError> {
+        let limit = self.cascade_peers;
+        if limit == 0 || home.peers < limit || self.draining.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let nodes = self.directory.nodes().await?;
+        self.set_view(nodes.clone());
+        let mut candidates: Vec<NodeRecord> = nodes
+            .into_iter()
+            .filter(|n| n.id != home.id && !n.draining && n.peers < limit)
+            .collect();
+        candidates.sort_by_key(|n| (n.id != self.me, n.peers, n.id.clone()));
+        for node in candidates {
+            if node.id == self.me {
+                return Ok(Some(Route::Satellite { home: home.clone() }));
+            }
+            if reachable(&node).await {
+                return Ok(Some(Route::Redirect {
+                    node,
+                    reason: "cascade",
+                    home: Some(home.id.clone()),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A redirected newcomer for a satellite of `home`: here, if `home` is
+    /// still the room's live home.
+    async fn satellite_of(&self, room: &str, home: &str) -> Result<Option<Route>, ClusterError> {
+        match self.directory.lookup(room).await? {
+            Some(owner) if owner.node == home && owner.registered => {
+                Ok(self.node(home).await?.map(|home| Route::Satellite { home }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// After a satellite's link failed: the room's home now, or `None`
+    /// when this node is the home (it claimed the room from a dead home,
+    /// or nobody holds it). Redis unavailable: the same home, tried again.
+    pub async fn home_after_link_failure(
+        &self,
+        room: &str,
+        current: &NodeRecord,
+    ) -> Option<NodeRecord> {
+        let owner = match self.directory.lookup(room).await {
+            Ok(owner) => owner,
+            Err(_) => return Some(current.clone()),
+        };
+        let mut dead = None;
+        if let Some(owner) = owner {
+            if owner.node == self.me {
+                return None;
+            }
+            if owner.registered {
+                if let Ok(Some(node)) = self.node(&owner.node).await {
+                    if reachable(&node).await {
+                        return Some(node);
+                    }
+                }
+            }
+            dead = Some(owner.node);
+        }
+        match self.claim_here(room, dead.as_deref()).await {
+            Ok(Route::Redirect { node, .. }) => Some(node),
+            Ok(_) => None,
+            Err(_) => Some(current.clone()),
         }
     }
 

@@ -43,6 +43,24 @@ impl Session {
             })
     }
 
+    /// What a Peer joining with `relay` may do: a sink only receives, a
+    /// ghost only sends (within what its token grants); anyone else, as
+    /// its token says.
+    pub(super) fn relay_permissions(&self, relay: Option<sfu::core::relay::Relay>) -> Permissions {
+        let token = self.permissions();
+        match relay {
+            Some(r) if r.hidden => Permissions {
+                publish: false,
+                subscribe: token.subscribe,
+            },
+            Some(_) => Permissions {
+                publish: token.publish,
+                subscribe: false,
+            },
+            None => token,
+        }
+    }
+
     fn unauthorized(&mut self, err: AuthError) {
         self.state.security.auth_failed(&err);
         self.error("unauthorized", err.to_string());

@@ -1,7 +1,10 @@
 //! A session in cluster mode: where its `join` goes (here, or a
 //! `redirect` to the room's node), and where a draining node sends it.
 
+use sfu::core::relay::{LinkId, Relay};
+
 use crate::calls::is_private_room;
+use crate::cluster::tokens::RelayRole;
 use crate::cluster::{ClusterError, NodeRecord, Route};
 use crate::protocol::ServerMessage;
 
@@ -22,8 +25,12 @@ impl Session {
         let identity = self.identity();
         match cluster.route(room, &identity, routing_token).await {
             Ok(Route::Local) => true,
-            Ok(Route::Redirect { node, reason }) => {
-                self.redirect(room, &node, reason);
+            Ok(Route::Satellite { home }) => {
+                cluster.bridges.ensure(room, &home, &cluster);
+                true
+            }
+            Ok(Route::Redirect { node, reason, home }) => {
+                self.redirect(room, &node, reason, home.as_deref());
                 false
             }
             Err(ClusterError::Unavailable(err)) => {
@@ -49,6 +56,31 @@ impl Session {
         }
     }
 
+    /// A `join` with a relay token: a Peer of a node-to-node link
+    /// (`core::relay`), joined here whatever the directory says. `Err`
+    /// (queued): the token is refused, or this node is no cluster node.
+    pub(super) fn relay_join(&mut self, room: &str, token: &str) -> Result<Relay, ()> {
+        let Some(cluster) = self.state.cluster.clone() else {
+            self.error("unauthorized", "relay joins are for cluster nodes");
+            return Err(());
+        };
+        match cluster.verify_relay(token, room) {
+            Ok(claims) => Ok(Relay {
+                link: LinkId(claims.link),
+                hidden: claims.role == RelayRole::Sink,
+            }),
+            Err(err) => {
+                self.state
+                    .security
+                    .auth_failures
+                    .with_label_values(&["bad_relay_token"])
+                    .inc();
+                self.error("unauthorized", err.to_string());
+                Err(())
+            }
+        }
+    }
+
     /// The access token's identity (the connection number without one).
     fn identity(&self) -> String {
         self.access
@@ -63,14 +95,21 @@ impl Session {
         }
     }
 
-    /// Queues a `redirect` to `node`.
-    fn redirect(&mut self, room: &str, node: &NodeRecord, reason: &'static str) {
+    /// Queues a `redirect` to `node` (a satellite of `home`, for a
+    /// cascaded room).
+    fn redirect(
+        &mut self,
+        room: &str,
+        node: &NodeRecord,
+        reason: &'static str,
+        home: Option<&str>,
+    ) {
         let Some(cluster) = &self.state.cluster else {
             return;
         };
         cluster.count_redirect(reason);
         tracing::info!(room, to = %node.id, reason, "redirect");
-        let routing_token = cluster.routing_token(&self.identity(), room, &node.id);
+        let routing_token = cluster.routing_token(&self.identity(), room, &node.id, home);
         self.outbox.push(ServerMessage::Redirect {
             room: room.to_owned(),
             node: node.id.clone(),
@@ -89,7 +128,7 @@ impl Session {
         };
         match cluster.migration_target(&room) {
             Some(node) => {
-                self.redirect(&room, &node, "drain");
+                self.redirect(&room, &node, "drain", None);
                 true
             }
             None => false,

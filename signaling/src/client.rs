@@ -1,5 +1,7 @@
-//! A client for the server's WebSocket signaling (`/ws`, see
-//! docs/signaling.md): join, offer/answer, trickle ICE, leave.
+//! A client of the server's own WebSocket signaling (`/ws`, see
+//! docs/signaling.md): join (following a cluster's redirects), offer and
+//! answer, trickle ICE, chat, leave. `sfu-loadtest`'s synthetic peers and
+//! the cluster's node-to-node bridge (`cluster/bridge`) speak through it.
 
 use std::time::Duration;
 
@@ -26,6 +28,45 @@ pub enum ServerMsg {
     Joined {
         /// Our id.
         peer_id: String,
+        /// Who is already there.
+        #[serde(default)]
+        participants: Vec<Participant>,
+    },
+    /// Someone entered the room.
+    ParticipantJoined {
+        /// Who.
+        peer_id: String,
+        /// Display name.
+        name: String,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Who.
+        peer_id: String,
+    },
+    /// A participant stopped publishing a track.
+    TrackUnpublished {
+        /// Who.
+        peer_id: String,
+        /// The track.
+        track_id: String,
+    },
+    /// A chat message of another participant.
+    Chat {
+        /// Who.
+        from: String,
+        /// Their name.
+        #[serde(default)]
+        name: String,
+        /// What.
+        text: String,
+    },
+    /// In a cluster: join on another node (see [`Signaling::join`]).
+    Redirect {
+        /// The node's signaling URL.
+        url: String,
+        /// For the join there.
+        routing_token: String,
     },
     /// The answer to our offer.
     Answer {
@@ -57,6 +98,19 @@ pub enum ServerMsg {
     Unknown,
 }
 
+/// A participant as `joined` lists it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    /// Its id.
+    pub peer_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// How many redirects one join follows.
+const MAX_REDIRECTS: usize = 3;
+
 /// Why signaling failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalingError {
@@ -74,11 +128,16 @@ pub enum SignalingError {
     /// The server sent something we cannot read.
     #[error("unreadable server message: {0}")]
     BadMessage(String),
+    /// The server refused the join.
+    #[error("join refused: {0}")]
+    Refused(String),
 }
 
 /// One participant's signaling socket.
 pub struct Signaling {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Where it is connected now (a redirect moves it).
+    url: String,
 }
 
 impl Signaling {
@@ -92,7 +151,15 @@ impl Signaling {
             .await
             .map_err(|_| connect_err("timed out".to_owned()))?
             .map_err(|e| connect_err(e.to_string()))?;
-        Ok(Self { ws })
+        Ok(Self {
+            ws,
+            url: ws_url.to_owned(),
+        })
+    }
+
+    /// The URL the socket is connected to.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     async fn send(&mut self, value: Value) -> Result<(), SignalingError> {
@@ -111,6 +178,53 @@ impl Signaling {
     ) -> Result<(), SignalingError> {
         self.send(json!({"type": "join", "room": room, "name": name, "token": token}))
             .await
+    }
+
+    /// Sends `join` (with `extra` fields, such as a relay token) and waits
+    /// for `joined`, following a cluster's `redirect`s to other nodes.
+    /// Returns the `joined` message; an `error` reply is an error.
+    pub async fn join_following(
+        &mut self,
+        room: &str,
+        name: &str,
+        token: &str,
+        extra: Value,
+    ) -> Result<ServerMsg, SignalingError> {
+        let mut routing: Option<String> = None;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut msg = json!({"type": "join", "room": room, "name": name, "token": token});
+            if let (Some(fields), Some(obj)) = (extra.as_object(), msg.as_object_mut()) {
+                obj.extend(fields.clone());
+            }
+            if let Some(routing) = routing.take() {
+                msg["routingToken"] = routing.into();
+            }
+            self.send(msg).await?;
+            loop {
+                match self.recv().await? {
+                    joined @ ServerMsg::Joined { .. } => return Ok(joined),
+                    ServerMsg::Redirect { url, routing_token } => {
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+                        *self = Self::connect(&url).await?;
+                        routing = Some(routing_token);
+                        break;
+                    }
+                    ServerMsg::Error { code, message } => {
+                        return Err(SignalingError::Refused(format!("{code}: {message}")));
+                    }
+                    _ => continue,
+                }
+            }
+        }
+        Err(SignalingError::Refused(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// Sends a chat message.
+    pub async fn chat(&mut self, text: &str) -> Result<(), SignalingError> {
+        self.send(json!({"type": "chat", "text": text})).await
     }
 
     /// Sends our offer.
@@ -181,7 +295,7 @@ mod tests {
             r#"{"type":"joined","room":"r","peerId":"p7","participants":[],"iceServers":[]}"#,
         )
         .expect("joined");
-        assert!(matches!(joined, ServerMsg::Joined { peer_id } if peer_id == "p7"));
+        assert!(matches!(joined, ServerMsg::Joined { peer_id, .. } if peer_id == "p7"));
         let cand: ServerMsg = serde_json::from_str(
             r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
         )

@@ -1,0 +1,213 @@
+// A room that spans two nodes (cascading), with headless Chromium: two
+// sfu-server nodes on one Redis (redis-server from Debian, started here)
+// with --cascade-peers 2, so that once node 1 carries two participants,
+// newcomers to its room are placed on node 2, which links the room to
+// node 1. Four participants, two per node:
+//   - everyone decodes everyone's video;
+//   - each published track crosses the link exactly once (the cluster
+//     metrics of node 2, which runs the link);
+//   - a keyframe request from a subscriber on the far node reaches the
+//     publisher: a newcomer on node 2 decodes node 1's camera, the
+//     publisher's pliCount grows, and the link counts the request.
+
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { after, describe } from 'node:test';
+import {
+  fetchMetrics,
+  freeTcpPort,
+  freeUdpPort,
+  joinCall,
+  launchBrowser,
+  metricValue,
+  scenario,
+  startServer,
+  waitFor,
+} from './lib.mjs';
+
+const ADMIN = 'cascade-admin';
+const nodes = {};
+const people = {};
+let redis;
+let redisPort;
+let browser;
+
+const run = scenario(() => {
+  for (const [id, n] of Object.entries(nodes)) console.error(`=== ${id} output (tail) ===\n${n.output}`);
+  for (const p of Object.values(people)) console.error(`--- ${p.name} ---\n${p.logs}`);
+});
+const { step } = run;
+
+function redisCli(...args) {
+  return execFileSync('redis-cli', ['-p', String(redisPort), ...args], { encoding: 'utf8' }).trim();
+}
+
+async function startNode(id) {
+  return startServer({
+    udpPort: await freeUdpPort(),
+    extraArgs: [
+      '--redis-url', `redis://127.0.0.1:${redisPort}/`,
+      '--node-id', id,
+      '--cluster-ttl-secs', '3',
+      '--cascade-peers', '2',
+      '--api-key', 'cascade-key', '--api-secret', 'cascade-secret', '--dev',
+      '--admin-token', ADMIN,
+      '--workers', '1',
+    ],
+  });
+}
+
+async function api(node, path) {
+  const res = await fetch(`${node.url}${path}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+  assert.equal(res.status, 200, `${path} on ${node.url}`);
+  return res.json();
+}
+
+/** framesDecoded of each remote video the page receives, by publisher name. */
+function decodedByName(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu.pc;
+    const out = {};
+    if (!pc) return out;
+    const stats = await pc.getStats();
+    const byTrack = new Map();
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') byTrack.set(s.trackIdentifier, s.framesDecoded ?? 0);
+    });
+    for (const tile of document.querySelectorAll('.tile.remote[data-peer-id]')) {
+      const video = tile.querySelector('video');
+      const track = video?.srcObject?.getVideoTracks?.()[0];
+      const name = tile.querySelector('.name')?.textContent ?? '?';
+      if (track && byTrack.has(track.id)) out[name] = byTrack.get(track.id);
+    }
+    return out;
+  });
+}
+
+async function pliCount(page) {
+  return page.evaluate(async () => {
+    let n = 0;
+    (await window.sfu.pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') n += s.pliCount ?? 0;
+    });
+    return n;
+  });
+}
+
+const roomName = `cascade-${Math.random().toString(36).slice(2, 8)}`;
+const NAMES = ['Ann', 'Amy', 'Ben', 'Bob'];
+
+describe('a room spread over two nodes', () => {
+  after(async () => {
+    for (const p of Object.values(people)) await p.context.close().catch(() => {});
+    await browser?.close().catch(() => {});
+    for (const n of Object.values(nodes)) await n.stop();
+    redis?.kill('SIGKILL');
+  });
+
+  step('four participants, two per node, everyone decodes everyone', async () => {
+    redisPort = await freeTcpPort();
+    redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    await waitFor(
+      async () => {
+        try {
+          return { ok: redisCli('PING') === 'PONG' };
+        } catch {
+          return { ok: false };
+        }
+      },
+      { timeoutMs: 10_000, describe: () => 'redis-server answers PING' },
+    );
+    nodes.n1 = await startNode('n1');
+    nodes.n2 = await startNode('n2');
+    browser = await launchBrowser();
+    for (const name of ['Ann', 'Amy']) {
+      people[name] = await joinCall(browser, nodes.n1.url, roomName, name);
+      await people[name].page.waitForFunction(() => window.sfu.room?.state === 'joined', null, { timeout: 10_000 });
+    }
+    // Node 1's two participants are registered before the next joins.
+    await waitFor(
+      async () => {
+        const view = await api(nodes.n2, '/api/cluster');
+        return { ok: view.nodes.find((n) => n.id === 'n1')?.peers === 2, view };
+      },
+      { timeoutMs: 10_000, describe: (v) => JSON.stringify(v.view?.nodes) },
+    );
+    for (const name of ['Ben', 'Bob']) {
+      people[name] = await joinCall(browser, nodes.n2.url, roomName, name);
+      await people[name].page.waitForFunction(() => window.sfu.room?.state === 'joined', null, { timeout: 10_000 });
+    }
+    const { decoded } = await waitFor(
+      async () => {
+        const decoded = {};
+        for (const name of NAMES) decoded[name] = await decodedByName(people[name].page);
+        const ok = NAMES.every((me) => NAMES.filter((n) => n !== me).every((other) => (decoded[me][other] ?? 0) > 30));
+        return { ok, decoded };
+      },
+      { timeoutMs: 40_000, describe: (v) => JSON.stringify(v.decoded) },
+    );
+    console.log(`frames decoded (receiver -> publisher): ${JSON.stringify(decoded)}`);
+    for (const name of ['Ben', 'Bob']) assert.doesNotMatch(String(people[name].logs), /redirected to node/, name);
+    // Each node hosts its own two; node 1 stays the room's home.
+    const rooms1 = await api(nodes.n1, '/api/rooms');
+    const rooms2 = await api(nodes.n2, '/api/rooms');
+    const people1 = rooms1.rooms.find((r) => r.name === roomName).participants.filter((p) => !p.relay).map((p) => p.name).sort();
+    const people2 = rooms2.rooms.find((r) => r.name === roomName).participants.filter((p) => !p.relay).map((p) => p.name).sort();
+    console.log(`node 1: ${people1.join(', ')}; node 2: ${people2.join(', ')}`);
+    assert.deepEqual(people1, ['Amy', 'Ann']);
+    assert.deepEqual(people2, ['Ben', 'Bob']);
+    assert.equal(redisCli('GET', `sfu:room:${roomName}`), 'n1');
+  });
+
+  step('each published track crosses the link exactly once', async () => {
+    const text = await fetchMetrics(nodes.n2.url);
+    const tracksIn = metricValue(text, 'sfu_cluster_relayed_tracks', 'direction="in"');
+    const tracksOut = metricValue(text, 'sfu_cluster_relayed_tracks', 'direction="out"');
+    console.log(`relayed tracks: in ${tracksIn}, out ${tracksOut}; bridges ${metricValue(text, 'sfu_cluster_bridges')}`);
+    // Two publishers per side, audio and camera each.
+    assert.equal(tracksIn, 4);
+    assert.equal(tracksOut, 4);
+    assert.equal(metricValue(text, 'sfu_cluster_bridges'), 1);
+    // Node 1 sends each of its tracks once, to the link's sink: the
+    // sink holds 4 subscriptions, not one per remote subscriber.
+    const rooms1 = await api(nodes.n1, '/api/rooms');
+    const sinks = rooms1.rooms.find((r) => r.name === roomName).participants.filter((p) => p.relay && p.tracks.length === 0);
+    assert.equal(sinks.length, 1);
+    assert.equal(sinks[0].subscriptions, 4);
+  });
+
+  step('a keyframe request from the far node reaches the publisher', async () => {
+    // Bob leaves, so node 2 has room for one more (the threshold is 2).
+    await people.Bob.context.close();
+    delete people.Bob;
+    await waitFor(
+      async () => {
+        const view = await api(nodes.n1, '/api/cluster');
+        return { ok: view.nodes.find((n) => n.id === 'n2')?.peers === 1, view };
+      },
+      { timeoutMs: 10_000, describe: (v) => JSON.stringify(v.view?.nodes) },
+    );
+    const before = await pliCount(people.Ann.page);
+    const text0 = await fetchMetrics(nodes.n2.url);
+    const relayed0 = metricValue(text0, 'sfu_cluster_relay_keyframe_requests_total', 'direction="in"');
+    // A newcomer on node 2 needs a keyframe of Ann's camera to start.
+    people.Cal = await joinCall(browser, nodes.n2.url, roomName, 'Cal');
+    const { frames } = await waitFor(
+      async () => {
+        const frames = (await decodedByName(people.Cal.page)).Ann ?? 0;
+        return { ok: frames > 10, frames };
+      },
+      { timeoutMs: 20_000, describe: (v) => `Cal decoded ${v.frames} frames of Ann` },
+    );
+    const { after } = await waitFor(
+      async () => {
+        const after = await pliCount(people.Ann.page);
+        return { ok: after > before, after };
+      },
+      { timeoutMs: 10_000, describe: (v) => `Ann's pliCount ${before} -> ${v.after}` },
+    );
+    const relayed = metricValue(await fetchMetrics(nodes.n2.url), 'sfu_cluster_relay_keyframe_requests_total', 'direction="in"');
+    console.log(`Cal decoded ${frames} frames of Ann; Ann's pliCount ${before} -> ${after}; keyframe requests over the link ${relayed0} -> ${relayed}`);
+    assert.ok(relayed > relayed0, 'the link carried the request');
+  });
+});
