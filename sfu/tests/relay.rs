@@ -95,3 +95,73 @@ fn a_link_never_carries_back_what_it_brought_and_its_sink_is_invisible() {
         .collect();
     assert_eq!(left, vec![alice_i, carol_i]);
 }
+
+fn demands(sim: &Sim, i: usize) -> Vec<Option<usize>> {
+    sim.clients[i]
+        .signals
+        .iter()
+        .filter_map(|s| match s {
+            Signal::VideoDemand { max_level, .. } => Some(*max_level),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_ghost_hears_how_much_of_its_video_the_subscribers_here_want() {
+    let mut sim = Sim::new();
+    let ghost_i = sim.add_client("bob", true);
+    let carol_i = sim.add_client("carol", false);
+    let dave_i = sim.add_client("dave", false);
+    let ghost = sim.join_as(
+        ghost_i,
+        "room",
+        Some(Relay {
+            link: LinkId(9),
+            hidden: false,
+        }),
+    );
+    let carol = sim.join(carol_i, "room");
+    let dave = sim.join(dave_i, "room");
+    sim.connect_all();
+    sim.send_frames(ghost_i, 1, 20);
+    sim.advance(std::time::Duration::from_millis(600));
+    sim.pump();
+    // Everyone wants everything at first.
+    assert_eq!(demands(&sim, ghost_i).last(), Some(&Some(usize::MAX)));
+    let video = sim.core.participant(sim.now, ghost).unwrap().tracks;
+    let (track, _) = *video
+        .iter()
+        .find(|(_, kind)| *kind == sfu::core::ids::MediaKind::Video)
+        .unwrap();
+    // Small tiles on both: the lowest layer is all anyone here wants.
+    for who in [carol, dave] {
+        sim.core
+            .set_video_preference(sim.now, who, track, Some(0))
+            .unwrap();
+    }
+    sim.pump();
+    assert_eq!(demands(&sim, ghost_i).last(), Some(&Some(0)));
+    // Dave hides it, Carol enlarges hers: the most anyone wants counts.
+    sim.core
+        .set_video_preference(sim.now, dave, track, None)
+        .unwrap();
+    sim.core
+        .set_video_preference(sim.now, carol, track, Some(1))
+        .unwrap();
+    sim.pump();
+    assert_eq!(demands(&sim, ghost_i).last(), Some(&Some(1)));
+    // Nobody shows it.
+    sim.core
+        .set_video_preference(sim.now, carol, track, None)
+        .unwrap();
+    sim.pump();
+    assert_eq!(demands(&sim, ghost_i).last(), Some(&None));
+    // Told on changes only.
+    let n = demands(&sim, ghost_i).len();
+    sim.advance(std::time::Duration::from_millis(600));
+    sim.pump();
+    assert_eq!(demands(&sim, ghost_i).len(), n);
+    // An ordinary publisher is never told.
+    assert!(demands(&sim, carol_i).is_empty());
+}

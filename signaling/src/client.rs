@@ -51,6 +51,13 @@ pub enum ServerMsg {
         /// The track.
         track_id: String,
     },
+    /// To a link's ghost: how much of one of its videos the node wants.
+    VideoDemand {
+        /// The ghost's own track id.
+        track_id: String,
+        /// `q`, `h` or `f`; `None`: none.
+        max_layer: Option<String>,
+    },
     /// A chat message of another participant.
     Chat {
         /// Who.
@@ -220,6 +227,27 @@ impl Signaling {
         Err(SignalingError::Refused(format!(
             "more than {MAX_REDIRECTS} redirects"
         )))
+    }
+
+    /// Sends `videoPreference` for one received track: the highest layer
+    /// wanted (`q`, `h` or `f`), or `None` for no video.
+    pub async fn video_preference(
+        &mut self,
+        track_id: &str,
+        max_layer: Option<&str>,
+    ) -> Result<(), SignalingError> {
+        // A size large enough not to cap the layer itself.
+        let (width, height) = if max_layer.is_some() {
+            (4096, 4096)
+        } else {
+            (0, 0)
+        };
+        let mut msg = json!({"type": "videoPreference", "trackId": track_id,
+                             "width": width, "height": height});
+        if let Some(layer) = max_layer {
+            msg["maxLayer"] = layer.into();
+        }
+        self.send(msg).await
     }
 
     /// Sends a chat message.

@@ -211,6 +211,7 @@ async fn joins_through_any_node_meet_in_one_room_and_new_rooms_go_to_the_least_l
     // Once node 1's load is registered, a new room reached through node 1
     // goes to an idle node.
     wait_view(&n3, "node 1 carries two peers", |v| peers_of(v, "n1") == 2).await;
+    wait_for_metric(n3.http_addr, r#"sfu_cluster_node_load{figure="peers",node="n1"}"#, 2.0).await;
     let (_c, _, redirects) = join_via(n1.http_addr, "r2", "carol").await;
     assert_eq!(redirects.len(), 1, "{redirects:?}");
     assert_eq!(redirects[0]["reason"], "placement");

@@ -6,6 +6,9 @@
 //   - everyone decodes everyone's video;
 //   - each published track crosses the link exactly once (the cluster
 //     metrics of node 2, which runs the link);
+//   - the far node's layer choice reaches the home: when node 2's tiles
+//     are small, node 1 sends the link layer q, and a larger one again
+//     when they grow;
 //   - a keyframe request from a subscriber on the far node reaches the
 //     publisher: a newcomer on node 2 decodes node 1's camera, the
 //     publisher's pliCount grows, and the link counts the request.
@@ -63,16 +66,16 @@ async function api(node, path) {
   return res.json();
 }
 
-/** framesDecoded of each remote video the page receives, by publisher name. */
-function decodedByName(page) {
-  return page.evaluate(async () => {
+/** framesDecoded (or `field`) of each remote video the page receives, by publisher name. */
+function decodedByName(page, field = 'framesDecoded') {
+  return page.evaluate(async (field) => {
     const pc = window.sfu.pc;
     const out = {};
     if (!pc) return out;
     const stats = await pc.getStats();
     const byTrack = new Map();
     stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') byTrack.set(s.trackIdentifier, s.framesDecoded ?? 0);
+      if (s.type === 'inbound-rtp' && s.kind === 'video') byTrack.set(s.trackIdentifier, s[field] ?? 0);
     });
     for (const tile of document.querySelectorAll('.tile.remote[data-peer-id]')) {
       const video = tile.querySelector('video');
@@ -81,7 +84,17 @@ function decodedByName(page) {
       if (track && byTrack.has(track.id)) out[name] = byTrack.get(track.id);
     }
     return out;
-  });
+  }, field);
+}
+
+/** The simulcast layer node 1 forwards to the link's sink for `name`'s camera. */
+async function sinkLayerOf(name) {
+  const room = (await api(nodes.n1, '/api/rooms')).rooms.find((r) => r.name === roomName);
+  const publisher = room.participants.find((p) => p.name === name && !p.relay);
+  const video = publisher?.tracks.find((t) => t.kind === 'video')?.trackId;
+  const sink = room.participants.find((p) => p.relay && p.tracks.length === 0);
+  const entry = sink?.video.find((v) => v.trackId === video);
+  return entry?.layer ?? null;
 }
 
 async function pliCount(page) {
@@ -174,6 +187,45 @@ describe('a room spread over two nodes', () => {
     const sinks = rooms1.rooms.find((r) => r.name === roomName).participants.filter((p) => p.relay && p.tracks.length === 0);
     assert.equal(sinks.length, 1);
     assert.equal(sinks[0].subscriptions, 4);
+  });
+
+  step("the far node's layer choice reaches the home: small tiles there get layer q over the link", async () => {
+    const before = await sinkLayerOf('Ann');
+    // Node 2's pages shrink to 220 px high, so no tile there is over 240 px: neither Ben nor Bob wants more than q.
+    // Node 2's tiles shrink to 80 by 45 px: neither Ben nor Bob wants more than q.
+    const shrink = '.tile.remote video { width: 80px !important; height: 45px !important; }';
+    for (const name of ['Ben', 'Bob']) {
+      await people[name].page.evaluate((css) => {
+        const style = document.createElement('style');
+        style.id = 'shrink';
+        style.textContent = css;
+        document.head.append(style);
+      }, shrink);
+    }
+    const { layer } = await waitFor(
+      async () => {
+        const layer = await sinkLayerOf('Ann');
+        return { ok: layer === 'q', layer };
+      },
+      { timeoutMs: 15_000, describe: (v) => `node 1 forwards layer ${v.layer} of Ann's camera to the link` },
+    );
+    const { height } = await waitFor(
+      async () => {
+        const height = (await decodedByName(people.Ben.page, 'frameHeight')).Ann ?? 0;
+        return { ok: height > 0 && height <= 240, height };
+      },
+      { timeoutMs: 15_000, describe: (v) => `Ben receives Ann at ${v.height}p` },
+    );
+    // Back to large tiles: the link carries more again.
+    for (const name of ['Ben', 'Bob']) await people[name].page.evaluate(() => document.getElementById('shrink')?.remove());
+    const { layer: again } = await waitFor(
+      async () => {
+        const layer = await sinkLayerOf('Ann');
+        return { ok: layer === 'h' || layer === 'f', layer };
+      },
+      { timeoutMs: 15_000, describe: (v) => `node 1 forwards layer ${v.layer} of Ann's camera to the link` },
+    );
+    console.log(`link layer of Ann's camera: ${before} -> ${layer} (Ben decodes ${height}p) -> ${again}`);
   });
 
   step('a keyframe request from the far node reaches the publisher', async () => {

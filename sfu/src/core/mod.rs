@@ -316,6 +316,16 @@ pub enum Signal {
         /// Paused now.
         paused: bool,
     },
+    /// To a link's ghost (`relay.rs`): the most any subscriber here wants
+    /// of one of the videos it publishes, for the other node's sink to
+    /// ask its home for. Sent when it changes.
+    VideoDemand {
+        /// The ghost's own track id (as in its SDP).
+        track: String,
+        /// The highest quality level wanted (0 = lowest; `None`: nobody
+        /// here shows it).
+        max_level: Option<usize>,
+    },
     /// Dynacast: the simulcast layers of one of this publisher's tracks
     /// that someone receives; the others should stop being encoded.
     PublishLayers {

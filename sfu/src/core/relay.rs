@@ -12,9 +12,12 @@
 //! link. So what came over a link never goes back over it, and each
 //! Track crosses each link once, however many subscribers wait on the far
 //! side. Everything else (forwarding, NACK answers, keyframe requests,
-//! layer choice, bandwidth) is the ordinary Peer machinery.
+//! layer choice, bandwidth) is the ordinary Peer machinery, plus one
+//! signal: a ghost's video is told how much of it the subscribers here
+//! want (`Signal::VideoDemand`), which the other node's sink asks its home
+//! for, so that a far subscriber's layer choice reaches the publisher.
 
-use super::ids::PeerId;
+use super::ids::{MediaKind, PeerId};
 
 /// One node-to-node link, as its Peers are tagged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +54,35 @@ impl super::Core {
     pub(super) fn linked(&self, a: PeerId, b: PeerId) -> bool {
         let link = |id| self.peers.get(&id).and_then(|p| p.link);
         matches!((link(a), link(b)), (Some(x), Some(y)) if x == y)
+    }
+
+    /// Tells each link ghost the most any subscriber here wants of each
+    /// video it publishes, when that changed (`Signal::VideoDemand`).
+    pub(super) fn link_demand(&mut self) {
+        let super::Core { tracks, peers, .. } = self;
+        let mut demands = Vec::new();
+        for track in tracks.values_mut() {
+            let ghost = peers
+                .get(&track.publisher)
+                .is_some_and(|p| p.link.is_some() && !p.hidden);
+            if !ghost || track.kind != MediaKind::Video {
+                continue;
+            }
+            let demand = track
+                .subscribers
+                .iter()
+                .filter_map(|s| peers.get(s)?.subscriptions.get(&track.id))
+                .map(|sub| sub.max_level)
+                .max()
+                .flatten();
+            if track.link_demand != Some(demand) {
+                track.link_demand = Some(demand);
+                demands.push((track.publisher, track.rtc_track_id.clone(), demand));
+            }
+        }
+        for (ghost, track, max_level) in demands {
+            self.emit(ghost, super::Signal::VideoDemand { track, max_level });
+        }
     }
 
     /// Peers of a link now (sinks and ghosts).

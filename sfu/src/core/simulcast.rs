@@ -136,6 +136,7 @@ impl Core {
     /// receives or is switching to. A layer is paused [`DYNACAST_DELAY`]
     /// after its last receiver left it, and resumed at once when wanted.
     fn dynacast(&mut self, now: Instant) {
+        self.link_demand();
         let mut changed: Vec<TrackId> = Vec::new();
         for track in self.tracks.values_mut() {
             if !track.is_simulcast() {

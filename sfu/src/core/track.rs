@@ -40,6 +40,8 @@ pub struct Track {
     pub sampled_at: Instant,
     /// Per layer: paused at the publisher by dynacast (nobody receives it).
     pub dynacast_off: Vec<bool>,
+    /// A link ghost's video: the demand last told to it (`relay.rs`).
+    pub link_demand: Option<Option<usize>>,
     /// Per layer: since when nobody receives it.
     pub unwanted_since: Vec<Option<Instant>>,
     /// Peers subscribed to it. Each has a Subscription keyed by this Track's id.
@@ -105,6 +107,7 @@ impl Track {
             order: Vec::new(),
             sampled_at: now,
             dynacast_off: Vec::new(),
+            link_demand: None,
             unwanted_since: Vec::new(),
             subscribers: Vec::new(),
             muted: false,

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 pub use directory::{Directory, NodeRecord};
 pub use heartbeat::spawn_heartbeat;
@@ -88,6 +88,9 @@ pub struct ClusterMetrics {
     pub conflicts: IntCounter,
     /// Heartbeats that failed.
     pub heartbeat_failures: IntCounter,
+    /// Each registered node's load as last read: `peers` (participants),
+    /// `rooms`, `cpu` (cores) and `pps` (packets forwarded per second).
+    pub node_load: GaugeVec,
 }
 
 impl ClusterMetrics {
@@ -136,6 +139,18 @@ impl ClusterMetrics {
             heartbeat_failures: counter(
                 "sfu_cluster_heartbeat_failures_total",
                 "Heartbeats (registration and directory renewal) that failed",
+            ),
+            node_load: reg(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "sfu_cluster_node_load",
+                        "Each node's registered load: peers (participants), rooms, cpu (cores), \
+                         pps (RTP packets forwarded per second)",
+                    ),
+                    &["node", "figure"],
+                )
+                .expect("valid metric"),
             ),
         }
     }
@@ -254,6 +269,21 @@ impl Cluster {
         self.metrics
             .nodes
             .set(i64::try_from(nodes.len()).unwrap_or(i64::MAX));
+        // Nodes that left drop out of the load gauges.
+        self.metrics.node_load.reset();
+        for node in &nodes {
+            for (figure, value) in [
+                ("peers", node.peers as f64),
+                ("rooms", node.rooms as f64),
+                ("cpu", node.cpu),
+                ("pps", node.pps),
+            ] {
+                self.metrics
+                    .node_load
+                    .with_label_values(&[node.id.as_str(), figure])
+                    .set(value);
+            }
+        }
         if let Ok(mut view) = self.view.write() {
             *view = nodes;
         }

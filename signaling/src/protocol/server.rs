@@ -251,6 +251,14 @@ pub enum ServerMessage {
         /// The rids to keep active.
         active: Vec<String>,
     },
+    /// Cluster cascading, to a link's ghost only: the highest layer any
+    /// subscriber on this node wants of one of its videos.
+    VideoDemand {
+        /// The ghost's own track id.
+        track_id: String,
+        /// `q`, `h` or `f`; null: nobody here shows it.
+        max_layer: Option<&'static str>,
+    },
     /// This server is draining (it is being restarted or taken out of
     /// service): reconnect, which lands on another server when there is
     /// one. Calls here may go on until the deadline.
@@ -336,6 +344,14 @@ impl ServerMessage {
             Signal::PublishLayers { track, active } => ServerMessage::PublishLayers {
                 track_id: track,
                 active,
+            },
+            Signal::VideoDemand { track, max_level } => ServerMessage::VideoDemand {
+                track_id: track,
+                max_layer: max_level.map(|level| match level {
+                    0 => "q",
+                    1 => "h",
+                    _ => "f",
+                }),
             },
             Signal::ActiveSpeaker { peer_id } => ServerMessage::ActiveSpeaker {
                 peer_id: peer_id.to_string(),

@@ -63,6 +63,7 @@ impl Session {
         if !self.media_limiter.allow() {
             return self.error("rate_limited", "too many video preference updates");
         }
+        tracing::debug!(%track, ?level, "video preference");
         if let Err(err) = self
             .state
             .worker

@@ -110,6 +110,12 @@ pub enum LinkEvent {
     Unpublished { peer: String, track: String },
     /// It said something in the chat.
     Chat { peer: String, text: String },
+    /// A ghost's node wants at most this layer of one of its videos
+    /// (`None`: none).
+    Demand {
+        track: String,
+        max_layer: Option<String>,
+    },
     /// The Peer's signaling or connection failed.
     Down { reason: String },
 }
@@ -125,6 +131,11 @@ pub enum Command {
     RemoveTrack(String),
     /// Say this in the chat.
     Chat(String),
+    /// A sink: ask for at most this layer of a track it receives.
+    Prefer {
+        track: String,
+        max_layer: Option<String>,
+    },
 }
 
 /// A running Peer.
@@ -406,6 +417,11 @@ async fn session(
                         break Err(err.to_string());
                     }
                 }
+                Some(Command::Prefer { track, max_layer }) => {
+                    if let Err(err) = sig.video_preference(&track, max_layer.as_deref()).await {
+                        break Err(err.to_string());
+                    }
+                }
                 None => break Ok(()),
             },
             Some(candidate) = conn.candidates.recv() => {
@@ -517,6 +533,15 @@ async fn on_message(
         }
         ServerMsg::Chat { from, text, .. } if role == RelayRole::Sink => {
             emit(LinkEvent::Chat { peer: from, text });
+        }
+        ServerMsg::VideoDemand {
+            track_id,
+            max_layer,
+        } if role == RelayRole::Ghost => {
+            emit(LinkEvent::Demand {
+                track: track_id,
+                max_layer,
+            });
         }
         // (A refused offer shows as a connection that never comes up.)
         ServerMsg::Error { code, message } => {

@@ -91,6 +91,12 @@ pub async fn run_bridge(
                     ghost.send(Command::Chat(text));
                 }
             }
+            LinkEvent::Demand { track, max_layer } => {
+                // From a ghost: the sink on the other node asks its home.
+                tracing::debug!(room, track, ?max_layer, "layer demand over the link");
+                let sink = &sinks[usize::from(far == Side::Here)];
+                sink.send(Command::Prefer { track, max_layer });
+            }
             LinkEvent::Down { reason } => {
                 break Err(format!("{side:?} side: {reason}"));
             }
