@@ -266,6 +266,13 @@ pub struct Config {
     #[arg(long, env = "SFU_CASCADE_PEERS", default_value_t = 0)]
     pub cascade_peers: u64,
 
+    /// Cascading: a newcomer to a room homed on another node stays on the
+    /// node it reached (the one closest to it, behind GeoDNS or anycast),
+    /// which links the room to its home; unless this node carries
+    /// --cascade-peers participants or more.
+    #[arg(long, env = "SFU_CASCADE_LOCAL")]
+    pub cascade_local: bool,
+
     /// A task other than serving (`token`).
     #[command(subcommand)]
     pub command: Option<crate::token_cli::Command>,
@@ -326,6 +333,7 @@ impl Config {
             node_url: None,
             cluster_ttl_secs: 6,
             cascade_peers: 0,
+            cascade_local: false,
             log_format: LogFormat::Text,
         }
     }

@@ -444,6 +444,7 @@ async fn join_cluster(
         node_url,
         ttl: Duration::from_secs(config.cluster_ttl_secs),
         cascade_peers: config.cascade_peers,
+        cascade_local: config.cascade_local,
         bind_ip: match config.media_bind_ip.unwrap_or(config.bind.ip()) {
             ip if ip.is_unspecified() => worker.public_addr().ip(),
             ip => ip,

@@ -211,7 +211,12 @@ async fn joins_through_any_node_meet_in_one_room_and_new_rooms_go_to_the_least_l
     // Once node 1's load is registered, a new room reached through node 1
     // goes to an idle node.
     wait_view(&n3, "node 1 carries two peers", |v| peers_of(v, "n1") == 2).await;
-    wait_for_metric(n3.http_addr, r#"sfu_cluster_node_load{figure="peers",node="n1"}"#, 2.0).await;
+    wait_for_metric(
+        n3.http_addr,
+        r#"sfu_cluster_node_load{figure="peers",node="n1"}"#,
+        2.0,
+    )
+    .await;
     let (_c, _, redirects) = join_via(n1.http_addr, "r2", "carol").await;
     assert_eq!(redirects.len(), 1, "{redirects:?}");
     assert_eq!(redirects[0]["reason"], "placement");
@@ -379,4 +384,94 @@ async fn calls_go_on_without_redis_and_the_cluster_recovers_when_it_returns() {
     assert_eq!(joined["participants"].as_array().map(Vec::len), Some(2));
     stop_server(n1).await;
     stop_server(n2).await;
+}
+
+/// Reads messages until a `participantJoined` named `name`.
+async fn wait_participant(ws: &mut Ws, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "no participantJoined for {name}");
+        let msg = recv_json(ws).await;
+        if msg["type"] == "participantJoined" && msg["name"] == name {
+            return msg;
+        }
+    }
+}
+
+// The bridge's WebRTC connections run on this runtime too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_cascade_local_a_newcomer_stays_on_its_node_and_the_room_is_linked() {
+    let redis = Redis::start().await;
+    let url = redis.url();
+    let start = |id: &'static str| {
+        let url = url.clone();
+        start_server_with(move |c| {
+            c.redis_url = Some(url);
+            c.node_id = Some(id.to_owned());
+            c.cluster_ttl_secs = 3;
+            c.cascade_local = true;
+        })
+    };
+    let n1 = start("n1").await;
+    let n2 = start("n2").await;
+    let (mut alice, _, _) = join_via(n1.http_addr, "r1", "alice").await;
+    let (mut bob, joined, redirects) = join_via(n2.http_addr, "r1", "bob").await;
+    assert!(redirects.is_empty(), "bob stays on node 2: {redirects:?}");
+    assert_eq!(joined["participants"].as_array().map(Vec::len), Some(0));
+    // Each hears of the other through the link's ghosts.
+    wait_participant(&mut bob, "alice").await;
+    wait_participant(&mut alice, "bob").await;
+    let text = metrics(n2.http_addr).await;
+    assert_eq!(metric(&text, "sfu_cluster_bridges"), Some(1.0));
+    // Node 1 stays the home; node 2 does not claim the room.
+    assert_eq!(redis.cli(&["GET", "sfu:room:r1"]), "n1");
+    // The link's Peers are marked as such to operators.
+    let rooms = http_request(
+        n1.http_addr,
+        "GET",
+        "/api/rooms",
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+    )
+    .await;
+    let rooms: Value = serde_json::from_str(&rooms.text()).expect("JSON");
+    let relays: Vec<&Value> = rooms["rooms"][0]["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter(|p| p["relay"] == true)
+        .collect();
+    assert_eq!(relays.len(), 2, "a sink and bob's ghost on node 1: {rooms}");
+    // Bob leaves: the ghost on node 1 goes, and so does the link.
+    send_json(&mut bob, &json!({"type": "leave"})).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let msg = recv_json(&mut alice).await;
+        if msg["type"] == "participantLeft" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice never saw bob leave");
+    }
+    wait_for_metric_within(
+        n2.http_addr,
+        "sfu_cluster_bridges",
+        0.0,
+        Duration::from_secs(20),
+    )
+    .await;
+    stop_server(n1).await;
+    stop_server(n2).await;
+}
+
+async fn wait_for_metric_within(addr: SocketAddr, series: &str, want: f64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if metric(&metrics(addr).await, series) == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is not {want} within {within:?}"
+        );
+        sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -49,6 +49,9 @@ pub struct ClusterConfig {
     /// rooms it is home to: newcomers go to a less-loaded node, which
     /// links the room to it (cascading). 0: never.
     pub cascade_peers: u64,
+    /// Keep a newcomer on the node it reached (the closest), linked to the
+    /// room's home, while this node is under `cascade_peers`.
+    pub cascade_local: bool,
     /// The IP the bridges' connections bind to.
     pub bind_ip: std::net::IpAddr,
 }
@@ -178,6 +181,8 @@ pub struct Cluster {
     media: Vec<String>,
     /// `ClusterConfig::cascade_peers`.
     cascade_peers: u64,
+    /// `ClusterConfig::cascade_local`.
+    cascade_local: bool,
     /// The rooms this node links to their home node.
     pub bridges: Arc<bridge::Bridges>,
     /// The metrics.
@@ -234,6 +239,7 @@ impl Cluster {
             migrations: Mutex::new(HashMap::new()),
             media,
             cascade_peers: config.cascade_peers,
+            cascade_local: config.cascade_local,
             bridges,
             metrics: ClusterMetrics::new(registry),
         };

@@ -14,7 +14,9 @@
 //! carries N participants or more, a newcomer is placed on a node that
 //! carries fewer (this one, the node the client reached, first) as a
 //! *satellite*: it joins there, and that node links the room to its home
-//! (`bridge/`).
+//! (`bridge/`). With `--cascade-local`, a newcomer stays on the node it
+//! reached (the closest to it) whatever the home's load, while that node
+//! is under N.
 //!
 //! A draining node hands each of its rooms to the least-loaded other node
 //! first (`hand_over_rooms`), so that all of a room's participants move
@@ -177,7 +179,17 @@ impl Cluster {
     /// off, the home is not full, or no node has room).
     async fn cascade(&self, home: &NodeRecord) -> Result<Option<Route>, ClusterError> {
         let limit = self.cascade_peers;
-        if limit == 0 || home.peers < limit || self.draining.load(Ordering::Relaxed) {
+        if self.draining.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        if self.cascade_local {
+            let mine = self.view().into_iter().find(|n| n.id == self.me);
+            let peers = mine.map_or(0, |n| n.peers);
+            if limit == 0 || peers < limit {
+                return Ok(Some(Route::Satellite { home: home.clone() }));
+            }
+        }
+        if limit == 0 || home.peers < limit {
             return Ok(None);
         }
         let nodes = self.directory.nodes().await?;
