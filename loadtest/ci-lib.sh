@@ -18,14 +18,16 @@ fi
 # The build the scripts run: debug in CI, SFU_BUILD=release for figures.
 BUILD="${SFU_BUILD:-debug}"
 
-# start_server SERVER_LOG: starts target/$BUILD/sfu-server on loopback
-# (its log in test-artifacts/SERVER_LOG) and sets SERVER_PID and
-# SERVER_URL; returns 1, with the log on stderr, if it does not start.
+# start_server SERVER_LOG [ARGS...]: starts target/$BUILD/sfu-server on
+# loopback with ARGS (its log in test-artifacts/SERVER_LOG) and sets
+# SERVER_PID and SERVER_URL; returns 1, with the log on stderr, if it does
+# not start.
 start_server() {
   local log="$ARTIFACTS/$1"
+  shift
   local work
   work="$(mktemp -d)"
-  "target/$BUILD/sfu-server" --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 \
+  "target/$BUILD/sfu-server" --bind 127.0.0.1:0 --udp-port 0 --tcp-port 0 "$@" \
     >"$work/server.out" 2>"$log" &
   SERVER_PID=$!
   SERVER_URL=""

@@ -42,6 +42,12 @@ pub struct Cli {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
+    /// Another node of a cluster (repeatable): peers connect to --url and
+    /// these in turn, and follow the server's redirects. Server figures
+    /// (CPU, memory, metrics) are those of --url's node.
+    #[arg(long = "node-url", value_name = "URL")]
+    pub node_urls: Vec<String>,
+
     /// The load pattern.
     #[arg(long, value_enum, default_value = "room")]
     pub scenario: Scenario,

@@ -221,12 +221,19 @@ async fn run(cli: Cli) -> ExitCode {
         }
     });
 
+    let mut ws_urls = vec![format!("ws://{}/ws", endpoints.authority)];
+    for url in &cli.node_urls {
+        match self::endpoints(url) {
+            Ok((authority, _)) => ws_urls.push(format!("ws://{authority}/ws")),
+            Err(e) => return usage_error(format!("--node-url: {e}")),
+        }
+    }
     let (stop_media_tx, stop_media_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let fps = cli.fps;
     let ctx = RunContext {
         collector: Arc::new(Collector::new()),
-        ws_url: format!("ws://{}/ws", endpoints.authority),
+        ws_urls,
         tokens: tokens::TokenSource::new(
             cli.api_key.as_deref(),
             cli.api_secret.as_deref(),

@@ -32,8 +32,9 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RunContext {
     /// Where measurements go.
     pub collector: Arc<Collector>,
-    /// The signaling WebSocket URL (`sfu-server`).
-    pub ws_url: String,
+    /// The signaling WebSocket URLs (`sfu-server`; several in a
+    /// cluster): peer k connects to the k-th, in turn.
+    pub ws_urls: Vec<String>,
     /// Where peers' access tokens come from.
     pub tokens: crate::tokens::TokenSource,
     /// The Janus room, when the target is Janus.
@@ -122,31 +123,24 @@ async fn session(
     index: usize,
     record: &Arc<Mutex<PeerRecord>>,
 ) -> Result<(), String> {
-    let mut sig = Signaling::connect(&ctx.ws_url)
-        .await
-        .map_err(|e| e.to_string())?;
+    let url = &ctx.ws_urls[index % ctx.ws_urls.len().max(1)];
+    let mut sig = Signaling::connect(url).await.map_err(|e| e.to_string())?;
     let identity = format!("{}-{index}", spec.name);
     let token = ctx
         .tokens
         .token(&spec.room, &identity, spec.publish)
         .await?;
-    sig.join(&spec.room, &spec.name, &token)
-        .await
-        .map_err(|e| e.to_string())?;
-    let peer_id = tokio::time::timeout(JOIN_TIMEOUT, async {
-        loop {
-            match sig.recv().await {
-                Ok(ServerMsg::Joined { peer_id, .. }) => return Ok(peer_id),
-                Ok(ServerMsg::Error { code, message }) => {
-                    return Err(format!("join refused: {code}: {message}"));
-                }
-                Ok(_) => continue,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    })
+    // In a cluster the node may send us to another one: followed.
+    let joined = tokio::time::timeout(
+        JOIN_TIMEOUT,
+        sig.join_following(&spec.room, &spec.name, &token, serde_json::json!({})),
+    )
     .await
-    .map_err(|_| format!("no `joined` within {JOIN_TIMEOUT:?}"))??;
+    .map_err(|_| format!("no `joined` within {JOIN_TIMEOUT:?}"))?
+    .map_err(|e| e.to_string())?;
+    let ServerMsg::Joined { peer_id, .. } = joined else {
+        return Err("join answered without `joined`".to_owned());
+    };
     {
         let mut r = lock(record);
         r.peer_id = Some(peer_id.clone());

@@ -98,6 +98,8 @@ pub struct Failure {
 pub struct Packets {
     /// Sent by publishers.
     pub sent: u64,
+    /// Their payload bytes.
+    pub sent_bytes: u64,
     /// Expected by receivers (first to last counter seen, per track).
     pub expected: u64,
     /// Distinct packets received.
@@ -252,6 +254,7 @@ pub fn build(cli: &Cli, outcome: &RunOutcome, server_source: String) -> Report {
 
     let mut packets = Packets {
         sent: c.sent_packets.load(Ordering::Relaxed),
+        sent_bytes: c.sent_bytes.load(Ordering::Relaxed),
         unparsed: c.unparsed.load(Ordering::Relaxed),
         ..Packets::default()
     };

@@ -92,11 +92,14 @@ pub fn spawn_heartbeat(
                 .collect();
             cluster.bridges.stop_unused(&people);
             // The rooms this node is home to: not the private rooms of 1:1
-            // calls, nor the rooms it links to another home.
+            // calls, nor the rooms it links to another home, nor rooms
+            // left to link Peers that it is not home to (a satellite's
+            // room while its link closes).
             let local: HashSet<String> = rooms
                 .into_iter()
                 .map(|r| r.name)
                 .filter(|name| !is_private_room(name) && !cluster.bridges.is_satellite(name))
+                .filter(|name| people.get(name).copied().unwrap_or(0) > 0 || cluster.is_home(name))
                 .collect();
             let participants = snapshot.peers.saturating_sub(snapshot.relay_peers);
             let ok = cluster

@@ -348,6 +348,11 @@ impl Cluster {
         self.migrations.lock().ok()?.get(room).cloned()
     }
 
+    /// Whether this node claimed `room` and renews it.
+    pub fn is_home(&self, room: &str) -> bool {
+        self.homed.lock().is_ok_and(|h| h.contains_key(room))
+    }
+
     fn home(&self, room: &str) {
         if let Ok(mut homed) = self.homed.lock() {
             homed.insert(room.to_owned(), Instant::now());

@@ -300,6 +300,14 @@ fn access_token(ctx: &LinkContext, role: RelayRole) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Sleeps until `deadline` (forever without one).
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The negotiation state of a Peer's connection.
 struct Negotiation {
     /// Our offer is out, waiting for its answer.
@@ -357,31 +365,40 @@ async fn session(
     }
     let mut conn = connection(ctx.bind_ip).await?;
     let pc = Arc::clone(&conn.pc);
-    // An offer needs an m-line: a receive-only one, as a browser without
-    // a camera sends.
-    pc.add_transceiver_from_kind(
-        RtpCodecKind::Audio,
-        Some(RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            ..Default::default()
-        }),
-    )
-    .await
-    .map_err(|e| format!("add transceiver: {e}"))?;
-    offer(&pc, &mut sig).await?;
     let mut nego = Negotiation {
-        offering: true,
+        offering: false,
         again: false,
         early: Vec::new(),
     };
+    // Until its connection's deadline is set, a Peer has made no offer.
+    let mut connect_by = None;
+    if role == RelayRole::Sink {
+        // An offer needs an m-line: a receive-only one, as a browser
+        // without a camera sends. (A ghost offers with its first track: a
+        // placeholder m-line would be taken over by that track, and `rtc`
+        // raises no new track for an m-line that starts sending later.)
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Audio,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| format!("add transceiver: {e}"))?;
+        offer(&pc, &mut sig).await?;
+        nego.offering = true;
+        connect_by = Some(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+    }
+    // Tracks added, waiting for the answer; then for the connection.
     let mut pending: Vec<PendingPipe> = Vec::new();
+    let mut answered: Vec<PendingPipe> = Vec::new();
     let mut pipes: Vec<JoinHandle<()>> = Vec::new();
     let mut senders: HashMap<String, Arc<dyn webrtc::rtp_transceiver::RtpSender>> = HashMap::new();
-    let connect_by = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let mut connected = false;
     let result = loop {
         tokio::select! {
-            () = tokio::time::sleep_until(connect_by), if !connected => {
+            () = sleep_until_some(connect_by), if !connected && connect_by.is_some() => {
                 break Err(format!("not connected within {CONNECT_TIMEOUT:?}"));
             }
             command = commands.recv() => match command {
@@ -398,6 +415,7 @@ async fn session(
                         break Err(err);
                     } else {
                         nego.offering = true;
+                        connect_by.get_or_insert_with(|| tokio::time::Instant::now() + CONNECT_TIMEOUT);
                     }
                 }
                 Some(Command::RemoveTrack(id)) => {
@@ -430,7 +448,12 @@ async fn session(
                 }
             }
             Some(state) = conn.states.recv() => match state {
-                RTCPeerConnectionState::Connected => connected = true,
+                RTCPeerConnectionState::Connected => {
+                    connected = true;
+                    for p in answered.drain(..) {
+                        pipes.push(tokio::spawn(pipe::run(p, Arc::clone(&ctx.metrics))));
+                    }
+                }
                 RTCPeerConnectionState::Failed => break Err("media connection failed".to_owned()),
                 _ => {}
             },
@@ -438,6 +461,8 @@ async fn session(
                 if role == RelayRole::Sink {
                     let audio_level = pc.current_remote_description().await.and_then(|d| audio_level_id(&d.sdp));
                     let peer = track.stream_id().await;
+                    let id = track.track_id().await;
+                    tracing::debug!(%peer, track = %id, "the sink receives a track");
                     emit(LinkEvent::Track { peer, track, audio_level });
                 }
             }
@@ -448,8 +473,12 @@ async fn session(
                 };
                 match on_message(&pc, &mut sig, &mut nego, msg, role, &emit).await {
                     Ok(true) => {
-                        for p in pending.drain(..) {
-                            pipes.push(tokio::spawn(pipe::run(p, Arc::clone(&ctx.metrics))));
+                        // Packets written before DTLS is up would be lost.
+                        answered.append(&mut pending);
+                        if connected {
+                            for p in answered.drain(..) {
+                                pipes.push(tokio::spawn(pipe::run(p, Arc::clone(&ctx.metrics))));
+                            }
                         }
                     }
                     Ok(false) => {}
@@ -544,6 +573,10 @@ async fn on_message(
             });
         }
         // (A refused offer shows as a connection that never comes up.)
+        // A preference for a track that has just ended is no news.
+        ServerMsg::Error { code, message } if code == "bad_track" => {
+            tracing::debug!(%code, %message, "a link Peer's request failed");
+        }
         ServerMsg::Error { code, message } => {
             tracing::warn!(%code, %message, "a link Peer's request failed");
         }

@@ -150,6 +150,7 @@ pub async fn run(pipe: PendingPipe, metrics: Arc<RelayMetrics>) {
     let bytes = metrics.bytes.with_label_values(&[direction]);
     let packets = metrics.packets.with_label_values(&[direction]);
     tracks.inc();
+    tracing::debug!(track = %pipe.local.track_id, direction, payload_type, "relaying a track");
     while let Some(event) = pipe.remote.poll().await {
         let mut packet = match event {
             TrackRemoteEvent::OnRtpPacket(packet) => packet,
@@ -187,6 +188,7 @@ pub async fn run(pipe: PendingPipe, metrics: Arc<RelayMetrics>) {
         packets.inc();
     }
     tracks.dec();
+    tracing::debug!(track = %pipe.local.track_id, direction, "track relay ended");
     feedback.abort();
 }
 
