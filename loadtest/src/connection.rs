@@ -5,34 +5,24 @@
 //! tracks' readers, and the start of publishing once it is connected.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use signaling::client::peer::{peer_connection, with_audio_level, AUDIO_LEVEL_URI};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
+    MediaEngine, PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit,
+    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
 };
 
-use crate::keyframe_requests::{is_keyframe_request, DeliverRtcp};
 use crate::media::now_ns;
 use crate::peer::RunContext;
-use crate::publish::{opus, vp8, LocalTrack, AUDIO_LEVEL_URI};
+use crate::publish::{opus, vp8, LocalTrack};
 use crate::receive::read_track;
 use crate::stats::{lock, Kind, PeerRecord};
-
-/// Time between ICE connectivity checks (a browser's pace; `rtc`'s 200 ms
-/// default would dominate connect times).
-const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Callbacks from the PeerConnection's driver, turned into channel sends
 /// and spawned readers (the driver must never block on us).
@@ -90,15 +80,7 @@ fn media_engine() -> Result<MediaEngine, String> {
             )
             .map_err(|e| format!("codec setup: {e}"))?;
     }
-    engine
-        .register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.to_owned(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )
-        .map_err(|e| format!("audio level extension: {e}"))?;
+    with_audio_level(&mut engine)?;
     Ok(engine)
 }
 
@@ -138,28 +120,15 @@ impl Connection {
             record: Arc::clone(record),
             readers: Mutex::default(),
         });
-        let mut engine = media_engine()?;
-        let registry =
-            Registry::new().with(Slot::from(14_000), DeliverRtcp::new(is_keyframe_request));
-        let registry = register_default_interceptors(registry, &mut engine)
-            .map_err(|e| format!("interceptors: {e}"))?;
-        let settings = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_include_loopback_candidate(true)
-            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
-            .build();
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(engine)
-            .with_setting_engine(settings)
-            .with_interceptor_registry(registry)
-            .with_handler(Arc::clone(&handler) as Arc<dyn PeerConnectionEventHandler>)
-            .with_udp_addrs(vec![format!("{}:0", bind_ip)])
-            .build()
-            .await
-            .map_err(|e| format!("peer connection: {e}"))?;
+        let engine = media_engine()?;
+        let pc = peer_connection(
+            bind_ip,
+            engine,
+            Arc::clone(&handler) as Arc<dyn PeerConnectionEventHandler>,
+        )
+        .await?;
         Ok(Self {
-            pc: Arc::new(pc),
+            pc,
             candidates,
             states,
             tracks: Vec::new(),

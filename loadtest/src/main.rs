@@ -7,8 +7,9 @@
 //! measures what it receives. Modules: [`cli`] (flags), [`scenario`] (who
 //! joins when), [`peer`] (one participant against `sfu-server`), [`janus`]
 //! (the same against Janus), [`connection`] (its PeerConnection),
-//! [`signaling`] (the `/ws` client), [`http`] (a small HTTP client),
-//! [`publish`], [`receive`] and [`keyframe_requests`] (media tasks),
+//! [`http`] (a small HTTP client), [`publish`] and [`receive`] (media
+//! tasks; the `/ws` client and the PeerConnection set-up are
+//! `signaling::client`'s),
 //! [`media`] (payloads), [`track_stats`] and [`stats`] (measurements),
 //! [`server_metrics`] (the server's CPU and memory), [`soak`] (the churn
 //! soak's curve and verdicts), [`report`], [`table`]
@@ -24,7 +25,6 @@ mod connection;
 mod html;
 mod http;
 mod janus;
-mod keyframe_requests;
 mod media;
 mod peer;
 mod progress;

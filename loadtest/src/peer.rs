@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
-use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::connection::Connection;
 use crate::janus::JanusRoom;
 use crate::media::now_ns;
 use crate::publish::MediaConfig;
 use crate::stats::{lock, Collector, PeerRecord};
+use signaling::client::peer::{answer_offer, apply_answer, send_offer};
 use signaling::client::{ServerMsg, Signaling};
 
 /// From `joined` to a connected PeerConnection at most this long.
@@ -167,19 +168,7 @@ async fn negotiate_and_run(
         conn.receive_only().await?;
     }
     let pc = Arc::clone(&conn.pc);
-    let offer = pc
-        .create_offer(None)
-        .await
-        .map_err(|e| format!("create offer: {e}"))?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| format!("set local offer: {e}"))?;
-    let sdp = pc
-        .local_description()
-        .await
-        .ok_or("no local description after setting it")?
-        .sdp;
-    sig.offer(&sdp).await.map_err(|e| e.to_string())?;
+    send_offer(&pc, sig).await?;
 
     let mut stop = ctx.stop.clone();
     let connect_by = Instant::now() + CONNECT_TIMEOUT;
@@ -217,32 +206,13 @@ async fn negotiate_and_run(
             },
             msg = sig.recv() => match msg.map_err(|e| e.to_string())? {
                 ServerMsg::Answer { sdp } => {
-                    let answer = RTCSessionDescription::answer(sdp)
-                        .map_err(|e| format!("bad answer: {e}"))?;
-                    pc.set_remote_description(answer)
-                        .await
-                        .map_err(|e| format!("apply answer: {e}"))?;
+                    apply_answer(&pc, sdp).await?;
                     have_answer = true;
                     for c in pending_candidates.drain(..) {
                         let _ = pc.add_ice_candidate(c).await;
                     }
                 }
-                ServerMsg::Offer { sdp } => {
-                    let offer = RTCSessionDescription::offer(sdp)
-                        .map_err(|e| format!("bad offer: {e}"))?;
-                    pc.set_remote_description(offer)
-                        .await
-                        .map_err(|e| format!("apply server offer: {e}"))?;
-                    let answer = pc
-                        .create_answer(None)
-                        .await
-                        .map_err(|e| format!("create answer: {e}"))?;
-                    pc.set_local_description(answer)
-                        .await
-                        .map_err(|e| format!("set local answer: {e}"))?;
-                    let sdp = pc.local_description().await.ok_or("no local answer")?.sdp;
-                    sig.answer(&sdp).await.map_err(|e| e.to_string())?;
-                }
+                ServerMsg::Offer { sdp } => answer_offer(&pc, sig, sdp).await?,
                 ServerMsg::Candidate { candidate: Some(c) } => {
                     if have_answer {
                         let _ = pc.add_ice_candidate(c).await;

@@ -24,12 +24,9 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::keyframe_requests::is_keyframe_request;
 use crate::media::{now_ns, AudioSource, VideoSource, AUDIO_PACKETS_PER_SECOND};
 use crate::stats::{Collector, Kind};
-
-/// The audio-level header extension (RFC 6464).
-pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+use signaling::client::peer::is_keyframe_request;
 
 /// VP8 as browsers offer it.
 pub fn vp8() -> RTCRtpCodec {

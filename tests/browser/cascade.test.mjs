@@ -14,16 +14,15 @@
 //     publisher's pliCount grows, and the link counts the request.
 
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import { after, describe } from 'node:test';
 import {
   fetchMetrics,
-  freeTcpPort,
   freeUdpPort,
   joinCall,
   launchBrowser,
   metricValue,
   scenario,
+  startRedis,
   startServer,
   waitFor,
 } from './lib.mjs';
@@ -32,7 +31,6 @@ const ADMIN = 'cascade-admin';
 const nodes = {};
 const people = {};
 let redis;
-let redisPort;
 let browser;
 
 const run = scenario(() => {
@@ -41,15 +39,12 @@ const run = scenario(() => {
 });
 const { step } = run;
 
-function redisCli(...args) {
-  return execFileSync('redis-cli', ['-p', String(redisPort), ...args], { encoding: 'utf8' }).trim();
-}
 
 async function startNode(id) {
   return startServer({
     udpPort: await freeUdpPort(),
     extraArgs: [
-      '--redis-url', `redis://127.0.0.1:${redisPort}/`,
+      '--redis-url', redis.url,
       '--node-id', id,
       '--cluster-ttl-secs', '3',
       '--cascade-peers', '2',
@@ -115,22 +110,11 @@ describe('a room spread over two nodes', () => {
     for (const p of Object.values(people)) await p.context.close().catch(() => {});
     await browser?.close().catch(() => {});
     for (const n of Object.values(nodes)) await n.stop();
-    redis?.kill('SIGKILL');
+    redis?.kill();
   });
 
   step('four participants, two per node, everyone decodes everyone', async () => {
-    redisPort = await freeTcpPort();
-    redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await waitFor(
-      async () => {
-        try {
-          return { ok: redisCli('PING') === 'PONG' };
-        } catch {
-          return { ok: false };
-        }
-      },
-      { timeoutMs: 10_000, describe: () => 'redis-server answers PING' },
-    );
+    redis = await startRedis();
     nodes.n1 = await startNode('n1');
     nodes.n2 = await startNode('n2');
     browser = await launchBrowser();
@@ -169,7 +153,7 @@ describe('a room spread over two nodes', () => {
     console.log(`node 1: ${people1.join(', ')}; node 2: ${people2.join(', ')}`);
     assert.deepEqual(people1, ['Amy', 'Ann']);
     assert.deepEqual(people2, ['Ben', 'Bob']);
-    assert.equal(redisCli('GET', `sfu:room:${roomName}`), 'n1');
+    assert.equal(redis.cli('GET', `sfu:room:${roomName}`), 'n1');
   });
 
   step('each published track crosses the link exactly once', async () => {

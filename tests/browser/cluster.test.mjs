@@ -11,17 +11,16 @@
 //     drained node exits once they have left.
 
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import { after, describe } from 'node:test';
 import {
   fetchMetrics,
-  freeTcpPort,
   freeUdpPort,
   joinCall,
   launchBrowser,
   metricValue,
   scenario,
   sleep,
+  startRedis,
   startServer,
   waitFor,
 } from './lib.mjs';
@@ -31,7 +30,6 @@ const ADMIN = 'cluster-admin';
 const nodes = {};
 const people = {};
 let redis;
-let redisPort;
 let browser;
 
 const run = scenario(() => {
@@ -40,33 +38,13 @@ const run = scenario(() => {
 });
 const { step } = run;
 
-function redisCli(...args) {
-  return execFileSync('redis-cli', ['-p', String(redisPort), ...args], { encoding: 'utf8' }).trim();
-}
 
-async function startRedis() {
-  redisPort = await freeTcpPort();
-  const proc = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  await waitFor(
-    async () => {
-      try {
-        return { ok: redisCli('PING') === 'PONG' };
-      } catch {
-        return { ok: false };
-      }
-    },
-    { timeoutMs: 10_000, describe: () => 'redis-server answers PING' },
-  );
-  return proc;
-}
 
 async function startNode(id) {
   return startServer({
     udpPort: await freeUdpPort(),
     extraArgs: [
-      '--redis-url', `redis://127.0.0.1:${redisPort}/`,
+      '--redis-url', redis.url,
       '--node-id', id,
       '--cluster-ttl-secs', String(TTL_SECS),
       '--api-key', 'cluster-key', '--api-secret', 'cluster-secret', '--dev',
@@ -105,7 +83,7 @@ describe('a three-node cluster on Redis', () => {
     for (const p of Object.values(people)) await p.context.close().catch(() => {});
     await browser?.close().catch(() => {});
     for (const n of Object.values(nodes)) await n.stop();
-    redis?.kill('SIGKILL');
+    redis?.kill();
   });
 
   step('Alice on node 1 and Bob on node 2 end up in one call, decoding both ways', async () => {
@@ -177,10 +155,10 @@ describe('a three-node cluster on Redis', () => {
 
   step('Redis holds no entry pointing at the dead node after the TTL', async () => {
     await sleep(TTL_SECS * 1000 + 500);
-    const keys = redisCli('--scan', '--pattern', 'sfu:*').split('\n').filter(Boolean);
+    const keys = redis.cli('--scan', '--pattern', 'sfu:*').split('\n').filter(Boolean);
     assert.ok(!keys.includes('sfu:node:n1'), keys.join(' '));
     const rooms = keys.filter((k) => k.startsWith('sfu:room:'));
-    for (const key of rooms) assert.notEqual(redisCli('GET', key), 'n1', key);
+    for (const key of rooms) assert.notEqual(redis.cli('GET', key), 'n1', key);
     assert.deepEqual(keys.filter((k) => k.startsWith('sfu:node:')).sort(), ['sfu:node:n2', 'sfu:node:n3']);
     delete nodes.n1;
   });

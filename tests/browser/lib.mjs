@@ -2,7 +2,7 @@
 // headless Chromium, joining a call as a participant, reading WebRTC stats,
 // and a TCP proxy whose connections a test can cut.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { mkdir } from 'node:fs/promises';
@@ -39,6 +39,29 @@ export function freeTcpPort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A redis-server (Debian's) on a free loopback port, persisting nothing:
+ * `{ port, url, cli(...args), kill() }`; `cli` runs redis-cli against it.
+ */
+export async function startRedis() {
+  const port = await freeTcpPort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const cli = (...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+  await waitFor(
+    async () => {
+      try {
+        return { ok: cli('PING') === 'PONG' };
+      } catch {
+        return { ok: false };
+      }
+    },
+    { timeoutMs: 10_000, describe: () => 'redis-server answers PING' },
+  );
+  return { port, url: `redis://127.0.0.1:${port}/`, cli, kill: () => proc.kill('SIGKILL') };
 }
 
 /** A UDP port on 127.0.0.1 that was free a moment ago. */

@@ -13,29 +13,26 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder,
+    MediaEngine, PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState,
 };
 
 use super::pipe::{self, Direction, PendingPipe};
 use super::RelayMetrics;
 use crate::auth::{Grants, Keys, TokenRequest};
+use crate::client::peer::{
+    answer_offer, apply_answer, peer_connection, send_offer, with_audio_level, AUDIO_LEVEL_URI,
+};
 use crate::client::{ServerMsg, Signaling};
 use crate::cluster::tokens::{sign_relay, RelayRole};
 
-/// The audio level header extension (RFC 6464).
-const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 /// How long a Peer waits for its node to say goodbye.
 const LEAVE_WAIT: Duration = Duration::from_secs(1);
 /// How long its connection may take to come up.
@@ -232,39 +229,11 @@ async fn connection(bind_ip: IpAddr) -> Result<Connection, String> {
     engine
         .register_default_codecs()
         .map_err(|e| format!("codecs: {e}"))?;
-    engine
-        .register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.to_owned(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )
-        .map_err(|e| format!("audio level extension: {e}"))?;
+    with_audio_level(&mut engine)?;
     // Keyframe requests reach a ghost's tracks (to be carried back).
-    let registry = Registry::new().with(
-        Slot::from(14_000),
-        sfu::core::deliver_rtcp::DeliverRtcp::new(pipe::is_keyframe_request),
-    );
-    let registry = register_default_interceptors(registry, &mut engine)
-        .map_err(|e| format!("interceptors: {e}"))?;
-    let settings = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_include_loopback_candidate(true)
-        .with_ice_connection_attempts(Some(Duration::from_millis(50)), None)
-        .build();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(engine)
-        .with_setting_engine(settings)
-        .with_interceptor_registry(registry)
-        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec![format!("{bind_ip}:0")])
-        .build()
-        .await
-        .map_err(|e| format!("peer connection: {e}"))?;
+    let pc = peer_connection(bind_ip, engine, handler).await?;
     Ok(Connection {
-        pc: Arc::new(pc),
+        pc,
         candidates,
         states,
         tracks,
@@ -316,22 +285,6 @@ struct Negotiation {
     again: bool,
     /// Candidates that came before the answer.
     early: Vec<RTCIceCandidateInit>,
-}
-
-async fn offer(pc: &Arc<dyn PeerConnection>, sig: &mut Signaling) -> Result<(), String> {
-    let offer = pc
-        .create_offer(None)
-        .await
-        .map_err(|e| format!("create offer: {e}"))?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| format!("set local offer: {e}"))?;
-    let sdp = pc
-        .local_description()
-        .await
-        .ok_or("no local description after setting it")?
-        .sdp;
-    sig.offer(&sdp).await.map_err(|e| e.to_string())
 }
 
 async fn session(
@@ -386,7 +339,7 @@ async fn session(
         )
         .await
         .map_err(|e| format!("add transceiver: {e}"))?;
-        offer(&pc, &mut sig).await?;
+        send_offer(&pc, &mut sig).await?;
         nego.offering = true;
         connect_by = Some(tokio::time::Instant::now() + CONNECT_TIMEOUT);
     }
@@ -411,7 +364,7 @@ async fn session(
                     pending.push(PendingPipe { remote: track, local, sender, audio_level, direction: side.direction_into() });
                     if nego.offering {
                         nego.again = true;
-                    } else if let Err(err) = offer(&pc, &mut sig).await {
+                    } else if let Err(err) = send_offer(&pc, &mut sig).await {
                         break Err(err);
                     } else {
                         nego.offering = true;
@@ -423,7 +376,7 @@ async fn session(
                         let _ = pc.remove_track(&sender).await;
                         if nego.offering {
                             nego.again = true;
-                        } else if let Err(err) = offer(&pc, &mut sig).await {
+                        } else if let Err(err) = send_offer(&pc, &mut sig).await {
                             break Err(err);
                         } else {
                             nego.offering = true;
@@ -507,37 +460,19 @@ async fn on_message(
 ) -> Result<bool, String> {
     match msg {
         ServerMsg::Answer { sdp } => {
-            let answer =
-                RTCSessionDescription::answer(sdp).map_err(|e| format!("bad answer: {e}"))?;
-            pc.set_remote_description(answer)
-                .await
-                .map_err(|e| format!("apply answer: {e}"))?;
+            apply_answer(pc, sdp).await?;
             for c in nego.early.drain(..) {
                 let _ = pc.add_ice_candidate(c).await;
             }
             nego.offering = false;
             if nego.again {
                 nego.again = false;
-                offer(pc, sig).await?;
+                send_offer(pc, sig).await?;
                 nego.offering = true;
             }
             return Ok(true);
         }
-        ServerMsg::Offer { sdp } => {
-            let offer = RTCSessionDescription::offer(sdp).map_err(|e| format!("bad offer: {e}"))?;
-            pc.set_remote_description(offer)
-                .await
-                .map_err(|e| format!("apply server offer: {e}"))?;
-            let answer = pc
-                .create_answer(None)
-                .await
-                .map_err(|e| format!("create answer: {e}"))?;
-            pc.set_local_description(answer)
-                .await
-                .map_err(|e| format!("set local answer: {e}"))?;
-            let sdp = pc.local_description().await.ok_or("no local answer")?.sdp;
-            sig.answer(&sdp).await.map_err(|e| e.to_string())?;
-        }
+        ServerMsg::Offer { sdp } => answer_offer(pc, sig, sdp).await?,
         ServerMsg::Candidate { candidate: Some(c) } => {
             if nego.offering && pc.remote_description().await.is_none() {
                 nego.early.push(c);

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp::extension::HeaderExtension;
@@ -22,6 +21,7 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::RelayMetrics;
+use crate::client::peer::is_keyframe_request;
 
 /// Which way media crosses the link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +40,6 @@ impl Direction {
             Self::Out => "out",
         }
     }
-}
-
-/// Whether an RTCP packet asks for a keyframe.
-pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
-    let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
 /// A ghost's copy of a remote track.

@@ -3,6 +3,8 @@
 //! answer, trickle ICE, chat, leave. `sfu-loadtest`'s synthetic peers and
 //! the cluster's node-to-node bridge (`cluster/bridge`) speak through it.
 
+pub mod peer;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
