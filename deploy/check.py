@@ -227,9 +227,8 @@ def _():
 def _():
     flags = set(re.findall(r'env = "(SFU_[A-Z0-9_]+)"', (ROOT / "signaling/src/config.rs").read_text()))
     ensure(len(flags) > 10, "no env names found in signaling/src/config.rs")
-    # Settings of the stack itself, and SFU_REDIS_URL, which no sfu-server
-    # reads yet (multi-node comes later).
-    not_flags = {"SFU_IMAGE", "SFU_STOP_GRACE_PERIOD", "SFU_REDIS_URL"}
+    # Settings of the stack itself.
+    not_flags = {"SFU_IMAGE", "SFU_STOP_GRACE_PERIOD"}
     used = set(re.findall(r"SFU_[A-Z0-9_]+", (DEPLOY / "compose.yaml").read_text()))
     for tpl in (CHART / "templates").glob("*.yaml"):
         used |= set(re.findall(r"name: (SFU_[A-Z0-9_]+)", tpl.read_text()))

@@ -293,6 +293,7 @@ export class RoomSession {
         bad_name: `That name is not valid: ${msg.message}.`,
         server_busy: 'The server is busy. Try again in a moment.',
         draining: 'The server is restarting and takes no new calls right now. Try again in a moment.',
+        cluster_unavailable: 'The server cannot reach the rest of its cluster right now, so this room cannot be opened here. Try again in a moment.',
         unauthorized: `Access denied: ${msg.message}. ${NEEDS_TOKEN_TEXT}`,
         room_not_found: `There is no room "${this.room}" yet, and your access token may not create it.`,
       };

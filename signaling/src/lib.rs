@@ -311,7 +311,8 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
     let (udp_addr, public_addr, tcp_addr) =
         (handle.udp_addr(), handle.public_addr(), handle.tcp_addr());
     let admin_token = config.admin_token.clone().unwrap_or_else(random_token);
-    let cluster = match &config.redis_url {
+    // An empty URL (an unset variable in compose) is no cluster.
+    let cluster = match config.redis_url.as_deref().filter(|u| !u.trim().is_empty()) {
         Some(url) => Some(Arc::new(
             join_cluster(
                 &config,

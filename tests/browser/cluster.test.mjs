@@ -8,7 +8,10 @@
 //     holds nothing that points at the dead node once its TTL is out;
 //   - the new home node is drained: it hands the room to the last node,
 //     both browsers follow the `redirect` and decode again there, and the
-//     drained node exits once they have left.
+//     drained node exits once they have left;
+//   - Redis is killed: the call goes on, a join of a new room gets a clear
+//     "cluster" error on the page, and once Redis is back (empty, on the
+//     same port) the node registers again and the join succeeds.
 
 import assert from 'node:assert/strict';
 import { after, describe } from 'node:test';
@@ -186,5 +189,44 @@ describe('a three-node cluster on Redis', () => {
     assert.deepEqual(exit, { code: 0, signal: null }, 'the drained node exits cleanly');
     delete nodes[home];
     console.log(`call moved from ${home} to ${last} in ${movedMs} ms`);
+  });
+
+  step('Redis lost: the call goes on, a new room gets a clear error, and joins work again once Redis is back', async () => {
+    const [id, node] = Object.entries(nodes)[0];
+    const base = await Promise.all([people.Alice, people.Bob].map((p) => decodingOnNewConnection(p.page)));
+    redis.kill();
+    await waitFor(
+      async () => ({ ok: metricValue(await fetchMetrics(node.url), 'sfu_cluster_redis_up') === 0 }),
+      { timeoutMs: 10_000, describe: () => `${id} still reports Redis up` },
+    );
+    // The call on the node goes on without Redis.
+    await waitFor(
+      async () => {
+        const f = await Promise.all([people.Alice, people.Bob].map((p) => decodingOnNewConnection(p.page)));
+        return { ok: f.every((x, i) => x.frames > base[i].frames + 30), frames: f.map((x) => x.frames) };
+      },
+      { timeoutMs: 10_000, describe: (v) => `frames ${v.frames} (before ${base.map((x) => x.frames)})` },
+    );
+    // A room the node does not hold cannot be placed: the page says why.
+    const other = `${roomName}-3`;
+    people.Dana = await joinCall(browser, node.url, other, 'Dana');
+    await people.Dana.page.waitForFunction(
+      () => /cluster/.test(document.getElementById('error-text')?.textContent ?? ''),
+      null,
+      { timeout: 10_000 },
+    );
+    const shown = await people.Dana.page.textContent('#error-text');
+    assert.equal(metricValue(await fetchMetrics(node.url), 'sfu_cluster_unavailable_total'), 1);
+    // Redis returns (empty): the node registers again and Dana gets in.
+    redis = await startRedis({ port: redis.port });
+    await waitFor(
+      async () => ({ ok: metricValue(await fetchMetrics(node.url), 'sfu_cluster_redis_up') === 1 }),
+      { timeoutMs: 10_000, describe: () => `${id} does not report Redis up again` },
+    );
+    await people.Dana.context.close();
+    people.Dana = await joinCall(browser, node.url, other, 'Dana');
+    await people.Dana.page.waitForFunction(() => window.sfu.room?.state === 'joined', null, { timeout: 10_000 });
+    assert.ok(redis.cli('--scan', '--pattern', 'sfu:node:*').includes(`sfu:node:${id}`));
+    console.log(`without Redis the call went on; a new room was refused with "${shown}"; after Redis returned, it opened`);
   });
 });

@@ -42,11 +42,11 @@ export function freeTcpPort() {
 }
 
 /**
- * A redis-server (Debian's) on a free loopback port, persisting nothing:
+ * A redis-server (Debian's) on a free loopback port (or `port`), persisting nothing:
  * `{ port, url, cli(...args), kill() }`; `cli` runs redis-cli against it.
  */
-export async function startRedis() {
-  const port = await freeTcpPort();
+export async function startRedis({ port = null } = {}) {
+  port ??= await freeTcpPort();
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   });
