@@ -327,9 +327,10 @@ async fn session(
     let mut connect_by = None;
     if role == RelayRole::Sink {
         // An offer needs an m-line: a receive-only one, as a browser
-        // without a camera sends. (A ghost offers with its first track: a
-        // placeholder m-line would be taken over by that track, and `rtc`
-        // raises no new track for an m-line that starts sending later.)
+        // without a camera sends. (A ghost offers with its first track:
+        // with such a placeholder, which its audio track then took over,
+        // that audio never reached the other node's subscribers; see
+        // docs/ARCHITECTURE.md, "Cluster".)
         pc.add_transceiver_from_kind(
             RtpCodecKind::Audio,
             Some(RTCRtpTransceiverInit {

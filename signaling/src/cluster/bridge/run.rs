@@ -71,6 +71,10 @@ pub async fn run_bridge(
                     tokio::spawn(ghost.close());
                 }
             }
+            // A track of no participant (no msid stream): nobody to stand for.
+            LinkEvent::Track { peer, .. } if peer.is_empty() => {
+                tracing::warn!(room, "a linked track names no participant; not relayed");
+            }
             LinkEvent::Track {
                 peer,
                 track,
