@@ -113,7 +113,7 @@ pub fn vp8() -> RTCRtpCodec {
     codec(RtpCodecKind::Video)
 }
 
-fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
+pub fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
     match kind {
         RtpCodecKind::Audio => RTCRtpCodec {
             mime_type: "audio/opus".into(),

@@ -328,9 +328,8 @@ async fn session(
     if role == RelayRole::Sink {
         // An offer needs an m-line: a receive-only one, as a browser
         // without a camera sends. (A ghost offers with its first track:
-        // with such a placeholder, which its audio track then took over,
-        // that audio never reached the other node's subscribers; see
-        // docs/ARCHITECTURE.md, "Cluster".)
+        // its audio would take such a placeholder over, and the node's
+        // `rtc` would raise no track for it, webrtc-rs note 24.)
         pc.add_transceiver_from_kind(
             RtpCodecKind::Audio,
             Some(RTCRtpTransceiverInit {
