@@ -30,7 +30,12 @@ pub struct Metrics {
     pub limit_rejections: IntCounterVec,
 }
 
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+/// Registers `metric` in `registry` and returns it (for the metrics kept
+/// in other modules too: `cluster/`).
+pub(crate) fn register<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: T,
+) -> T {
     // Names are fixed and distinct, so registration cannot collide.
     registry
         .register(Box::new(metric.clone()))

@@ -32,6 +32,7 @@ pub use heartbeat::spawn_heartbeat;
 pub use route::Route;
 
 use crate::auth::Keys;
+use crate::metrics::register;
 
 /// What cluster mode needs from the command line.
 #[derive(Debug, Clone)]
@@ -98,23 +99,17 @@ pub struct ClusterMetrics {
 
 impl ClusterMetrics {
     fn new(registry: &Registry) -> Self {
-        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
-            // Names are fixed and distinct: registration cannot collide.
-            r.register(Box::new(m.clone()))
-                .expect("cluster metric names are unique");
-            m
-        }
         let gauge = |name: &str, help: &str| {
-            reg(registry, IntGauge::new(name, help).expect("valid metric"))
+            register(registry, IntGauge::new(name, help).expect("valid metric"))
         };
         let counter = |name: &str, help: &str| {
-            reg(registry, IntCounter::new(name, help).expect("valid metric"))
+            register(registry, IntCounter::new(name, help).expect("valid metric"))
         };
         Self {
             redis_up: gauge("sfu_cluster_redis_up", "1 while Redis answers this node"),
             nodes: gauge("sfu_cluster_nodes", "Nodes registered in the cluster"),
             rooms_homed: gauge("sfu_cluster_rooms_homed", "Rooms whose home is this node"),
-            redirects: reg(
+            redirects: register(
                 registry,
                 IntCounterVec::new(
                     Opts::new(
@@ -143,7 +138,7 @@ impl ClusterMetrics {
                 "sfu_cluster_heartbeat_failures_total",
                 "Heartbeats (registration and directory renewal) that failed",
             ),
-            node_load: reg(
+            node_load: register(
                 registry,
                 GaugeVec::new(
                     Opts::new(

@@ -114,11 +114,17 @@ impl Cluster {
         self.place(room, dead).await
     }
 
+    /// The registered nodes, read from Redis now (the view too).
+    async fn read_nodes(&self) -> Result<Vec<NodeRecord>, ClusterError> {
+        let nodes = self.directory.nodes().await?;
+        self.set_view(nodes.clone());
+        Ok(nodes)
+    }
+
     /// A new room, or one whose home `dead` is gone: the least-loaded node.
     async fn place(&self, room: &str, dead: Option<String>) -> Result<Route, ClusterError> {
         let draining = self.draining.load(Ordering::Relaxed);
-        let nodes = self.directory.nodes().await?;
-        self.set_view(nodes.clone());
+        let nodes = self.read_nodes().await?;
         let mut candidates: Vec<NodeRecord> = nodes
             .into_iter()
             .filter(|n| !n.draining && Some(&n.id) != dead.as_ref())
@@ -192,9 +198,9 @@ impl Cluster {
         if limit == 0 || home.peers < limit {
             return Ok(None);
         }
-        let nodes = self.directory.nodes().await?;
-        self.set_view(nodes.clone());
-        let mut candidates: Vec<NodeRecord> = nodes
+        let mut candidates: Vec<NodeRecord> = self
+            .read_nodes()
+            .await?
             .into_iter()
             .filter(|n| n.id != home.id && !n.draining && n.peers < limit)
             .collect();
@@ -263,9 +269,7 @@ impl Cluster {
         if let Some(node) = self.view().into_iter().find(|n| n.id == id) {
             return Ok(Some(node));
         }
-        let nodes = self.directory.nodes().await?;
-        self.set_view(nodes.clone());
-        Ok(nodes.into_iter().find(|n| n.id == id))
+        Ok(self.read_nodes().await?.into_iter().find(|n| n.id == id))
     }
 
     /// Counts a redirect the session sends.

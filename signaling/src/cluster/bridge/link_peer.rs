@@ -287,6 +287,21 @@ struct Negotiation {
     early: Vec<RTCIceCandidateInit>,
 }
 
+/// Our tracks changed: offer now, or once the offer out is answered.
+async fn renegotiate(
+    pc: &Arc<dyn PeerConnection>,
+    sig: &mut Signaling,
+    nego: &mut Negotiation,
+) -> Result<(), String> {
+    if nego.offering {
+        nego.again = true;
+    } else {
+        send_offer(pc, sig).await?;
+        nego.offering = true;
+    }
+    Ok(())
+}
+
 async fn session(
     ctx: &Arc<LinkContext>,
     target: &Target,
@@ -362,24 +377,16 @@ async fn session(
                     };
                     senders.insert(local.track_id.clone(), Arc::clone(&sender));
                     pending.push(PendingPipe { remote: track, local, sender, audio_level, direction: side.direction_into() });
-                    if nego.offering {
-                        nego.again = true;
-                    } else if let Err(err) = send_offer(&pc, &mut sig).await {
+                    if let Err(err) = renegotiate(&pc, &mut sig, &mut nego).await {
                         break Err(err);
-                    } else {
-                        nego.offering = true;
-                        connect_by.get_or_insert_with(|| tokio::time::Instant::now() + CONNECT_TIMEOUT);
                     }
+                    connect_by.get_or_insert_with(|| tokio::time::Instant::now() + CONNECT_TIMEOUT);
                 }
                 Some(Command::RemoveTrack(id)) => {
                     if let Some(sender) = senders.remove(&id) {
                         let _ = pc.remove_track(&sender).await;
-                        if nego.offering {
-                            nego.again = true;
-                        } else if let Err(err) = send_offer(&pc, &mut sig).await {
+                        if let Err(err) = renegotiate(&pc, &mut sig, &mut nego).await {
                             break Err(err);
-                        } else {
-                            nego.offering = true;
                         }
                     }
                 }

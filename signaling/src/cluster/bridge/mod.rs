@@ -33,6 +33,7 @@ use tokio::sync::watch;
 
 use super::NodeRecord;
 use crate::auth::Keys;
+use crate::metrics::register;
 
 /// How long a failed bridge waits before it looks the room up again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -69,20 +70,14 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     /// Registers them in `registry`.
     pub fn new(registry: &Registry) -> Self {
-        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
-            // Names are fixed and distinct: registration cannot collide.
-            r.register(Box::new(m.clone()))
-                .expect("relay metric names are unique");
-            m
-        }
         let vec = |name: &str, help: &str| {
-            reg(
+            register(
                 registry,
                 IntCounterVec::new(Opts::new(name, help), &["direction"]).expect("valid metric"),
             )
         };
         Self {
-            bridges: reg(
+            bridges: register(
                 registry,
                 IntGauge::new(
                     "sfu_cluster_bridges",
@@ -90,7 +85,7 @@ impl RelayMetrics {
                 )
                 .expect("valid metric"),
             ),
-            tracks: reg(
+            tracks: register(
                 registry,
                 IntGaugeVec::new(
                     Opts::new(
