@@ -48,6 +48,11 @@ use crate::AppState;
 /// and this we close politely with 1009. The bound caps what one socket can
 /// make the server buffer.
 const TRANSPORT_LIMIT: usize = 1024 * 1024;
+/// Bytes each signaling socket reads at a time. The WebSocket library's
+/// default, 128 KiB allocated up front per socket, was a third of the
+/// memory per connected participant; signaling messages are mostly well
+/// under 4 KiB, and a larger one (an SDP offer) takes a few reads.
+const READ_BUFFER: usize = 4096;
 /// Close code: message too big (RFC 6455).
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code: going away.
@@ -107,6 +112,7 @@ pub async fn handler(
     };
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
             let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
             // Every log line of this socket carries its connection id, and its
