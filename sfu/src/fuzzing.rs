@@ -152,7 +152,7 @@ thread_local! {
 
 /// One arbitrary datagram: from a stranger over UDP, from the pinned client
 /// address over UDP, and as a frame on a stranger's ICE-TCP connection.
-/// The core is kept for [`DEMUX_REUSE`] inputs, as a server's would be, so
+/// The core is kept for `DEMUX_REUSE` (64) inputs, as a server's would be, so
 /// the DTLS server sees sequences of inputs.
 pub fn demux(data: &[u8]) {
     DEMUX.with(|cell| {

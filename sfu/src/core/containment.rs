@@ -12,7 +12,7 @@
 //! was its own, which is where the half-done work was.
 //!
 //! With the `fault-injection` feature (tests only), a Peer can trigger a
-//! panic on purpose: see [`fault`].
+//! panic on purpose: see the `fault` module below.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
