@@ -286,10 +286,7 @@ fn handle_tcp_event(
             let now = Instant::now();
             let suspect = Suspect::Source(TransportProtocol::TCP, remote);
             if let Err(contained) = core.contain(now, suspect, |core| {
-                core.handle_tcp_frame(now, remote, data);
-                // A fan-out from an ICE-TCP publisher goes whole: the loop
-                // sends once this event is handled.
-                while core.continue_fanout(now) {}
+                core.handle_tcp_frame(now, remote, data)
             }) {
                 end_sessions(sessions, contained);
             }
