@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
@@ -164,7 +165,7 @@ impl Core {
                 continue;
             }
             let mut out = packet.clone();
-            if let Err(reason) = sub.forwarder.forward(&mut out.header, info) {
+            if let Err(reason) = sub.forwarder.forward(&mut out.header, info, now) {
                 counters.drop(reason);
                 continue;
             }
@@ -188,6 +189,24 @@ impl Core {
                 continue;
             }
             sub.last_forward_at = Some(now);
+            // Video numbers reserved for packets lost upstream that never
+            // came get padding now (`holes.rs`), a few bytes each.
+            let video = track.kind == MediaKind::Video;
+            while let Some(header) = video.then(|| sub.forwarder.take_given_up(now)).flatten() {
+                let fill = RtpPacket {
+                    header,
+                    payload: Bytes::new(),
+                };
+                let sent = peer
+                    .pc
+                    .rtp_sender(sub.sender_id)
+                    .is_some_and(|mut sender| sender.write_rtp(now, fill).is_ok());
+                if sent {
+                    counters.hole_fills += 1;
+                } else {
+                    counters.drop(DropReason::SendFailed);
+                }
+            }
             counters.rtp_out.add(track.kind, size);
             peer.bytes_out += size as u64;
             if !peer.first_forwarded {
@@ -324,7 +343,26 @@ impl Core {
                     .zip(sub.forwarder.original_seq(out_seq))
                     .and_then(|(layer, seq)| layer.cache.get(seq));
                 let Some(cached) = cached else {
-                    counters.drop(DropReason::TooLateForRetransmission);
+                    // A number given up on (`holes.rs`) whose padding was
+                    // lost: padding again. Any other: nothing to send.
+                    let Some(header) = sub.forwarder.refill(out_seq) else {
+                        counters.drop(DropReason::TooLateForRetransmission);
+                        continue;
+                    };
+                    let fill = RtpPacket {
+                        header,
+                        payload: Bytes::new(),
+                    };
+                    if peer
+                        .pc
+                        .rtp_sender(sub.sender_id)
+                        .is_some_and(|mut s| s.write_rtp(now, fill).is_ok())
+                    {
+                        counters.hole_fills += 1;
+                        sent = true;
+                    } else {
+                        counters.drop(DropReason::SendFailed);
+                    }
                     continue;
                 };
                 let mut packet = cached.clone();

@@ -20,6 +20,7 @@ pub mod demux;
 pub mod dtls_guard;
 pub mod forwarder;
 pub mod histogram;
+pub mod holes;
 pub mod ids;
 mod ingress;
 pub mod keyframe;
