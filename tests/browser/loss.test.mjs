@@ -211,11 +211,13 @@ async function runCall(browser, label, { delayMs, loss, runMs = RUN_MS }) {
     relay.configure({ toServer: { loss: loss.toServer }, toClient: { loss: loss.toClient } });
 
     const start = await videoStats(bob.page);
+    const aliceViewStart = await videoStats(alice.page);
     const serverStart = await serverCounters(server.url);
     const aliceStart = await publisherStats(alice.page);
     const relayStart = relay.stats();
     await sleep(runMs);
     const end = await videoStats(bob.page);
+    const aliceViewEnd = await videoStats(alice.page);
     const serverEnd = await serverCounters(server.url);
     const aliceEnd = await publisherStats(alice.page);
     const relayEnd = relay.stats();
@@ -224,6 +226,9 @@ async function runCall(browser, label, { delayMs, loss, runMs = RUN_MS }) {
       setupMs,
       loadAverage: loadavg()[0],
       bob: minus(end, start),
+      // Alice's view of Bob's video, for the record: the same path the
+      // other way, where Bob's browser may probe as Alice's may.
+      aliceView: minus(aliceViewEnd, aliceViewStart),
       rtt,
       alice: minus(aliceEnd, aliceStart),
       server: minus(serverEnd, serverStart),
