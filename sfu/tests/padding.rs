@@ -1,8 +1,8 @@
 //! Padding-only packets (a browser's bandwidth probes) on a virtual clock:
 //! they take no sequence number on a subscriber's leg, a probe lost on the
 //! publisher's leg leaves the subscriber no hole, a lost video packet
-//! keeps its number for the retransmission, and a number whose packet
-//! never comes is filled with padding.
+//! keeps its number for the retransmission, even behind a burst of probes,
+//! and a number whose packet never comes is filled with padding.
 
 #![allow(clippy::unwrap_used)]
 
@@ -195,4 +195,52 @@ fn a_number_whose_packet_never_comes_is_filled_with_padding() {
         fills(&sim) >= 3,
         "the first fill, the lost one, the NACKed one"
     );
+}
+
+#[test]
+fn a_retransmission_behind_a_burst_of_probes_is_accepted() {
+    let (mut sim, publisher, sub) = Sim::pair();
+    let alice = sim.peer(publisher);
+    // Probes go out in bursts of 20 per 5 ms step of the virtual clock (its
+    // smallest): the retransmission comes well within FILL_AFTER.
+    let send = |sim: &mut Sim, seq: u16, picture: Option<u16>| {
+        let ts = 90_000 + u32::from(seq) * 3000;
+        match picture {
+            Some(p) => sim.send_raw_video(publisher, seq, ts, true, &vp8_frame(p, p <= 2)),
+            None => sim.send_raw_video(publisher, seq, ts, false, &[]),
+        }
+        if seq.is_multiple_of(20) || picture.is_some() {
+            sim.advance(Duration::from_millis(5));
+        }
+    };
+    // A first keyframe makes Alice's track known and Bob subscribes; his
+    // stream starts at the next keyframe, picture 2.
+    send(&mut sim, 1, Some(1));
+    sim.advance(Duration::from_millis(200));
+    send(&mut sim, 2, Some(2));
+    // Seq 3 (picture 3) is lost; picture 4, then 200 probes, picture 5.
+    send(&mut sim, 4, Some(4));
+    for seq in 5..205 {
+        send(&mut sim, seq, None);
+    }
+    send(&mut sim, 205, Some(5));
+    assert_eq!(sim.core.snapshot().counters.hole_fills, 0);
+    // The retransmission of seq 3 comes 202 numbers behind the newest:
+    // beyond `rtc`'s default SRTP replay window of 64, which drops it
+    // without a word, and within ours (`peer_config::SRTP_REPLAY_WINDOW`).
+    send(&mut sim, 3, Some(3));
+    let got = sim.video_from(sub, alice);
+    let pictures: Vec<u8> = got
+        .iter()
+        .filter_map(|r| r.payload.get(3).copied())
+        .collect();
+    assert_eq!(pictures, [2, 4, 5, 3], "picture 3 in its reserved number");
+    let seq_of = |p: u8| {
+        got.iter()
+            .find(|r| r.payload.get(3) == Some(&p))
+            .map(|r| r.header.sequence_number)
+            .unwrap()
+    };
+    assert_eq!(seq_of(3), seq_of(2).wrapping_add(1));
+    assert_eq!(seq_of(4), seq_of(2).wrapping_add(2));
 }

@@ -58,6 +58,17 @@ pub fn ice_timeouts(consent_timeout: Duration) -> (Duration, Duration) {
 /// reaches it (for example one dropped as an SRTP replay).
 pub const MAX_NACKS_PER_PACKET: u16 = 4;
 
+/// How far behind the newest packet of a stream an inbound SRTP packet may
+/// be and still be accepted (the replay window, in packets). `rtc`'s default
+/// is 64, too short for retransmissions without RTX: they come on the media
+/// SSRC a round trip and a NACK interval after the loss, and a browser
+/// probing its bandwidth with padding sends hundreds of packets per second
+/// on that SSRC, so a retransmission 150 ms late can be 64 numbers behind.
+/// Rejected as a replay, it left a hole no NACK could fill and the
+/// subscribers' pictures frozen until a keyframe. libwebrtc's receivers use
+/// 1,024 as well; the window costs 128 bytes per inbound stream.
+pub const SRTP_REPLAY_WINDOW: usize = 1024;
+
 /// Where each subscriber's bandwidth estimate starts, in bits per second:
 /// a typical camera layer, so that a constrained downlink shows as the
 /// estimate falling and a free one as it holding or rising.
@@ -141,6 +152,7 @@ pub fn build_peer_connection(
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_srtp_protection_profiles(srtp_profiles.to_vec())
+        .with_srtp_replay_protection_window(SRTP_REPLAY_WINDOW)
         .with_ice_timeouts(
             Some(disconnected),
             Some(failed),
