@@ -497,6 +497,11 @@ impl Core {
         self.transmits.pop_front()
     }
 
+    /// How many datagrams wait in [`Core::poll_transmit`].
+    pub fn pending_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
     /// The next signaling message for a participant, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::tcp::{self, Connections, TcpEvent};
-use super::udp::{BatchUdp, Sent};
+use super::udp::{BatchUdp, Sender, Sent};
 use crate::core::containment::{Contained, Suspect};
 use crate::core::{Core, CoreError, DropReason, LeaveReason, PeerId, Signal, Transmit};
 use crate::placement::Placement;
@@ -22,6 +22,12 @@ use crate::worker::Command;
 
 /// Datagrams read per wake-up before the loop looks at commands and timers.
 const READ_BATCH: usize = 64;
+/// Once this many datagrams wait to be sent, they go out before the next
+/// received datagram is handled: a fan-out leaves as soon as it is
+/// encrypted, instead of after the whole read batch (its latency), while a
+/// small room's datagrams still share a send (one GSO send per
+/// destination's run).
+const SEND_AT: usize = 32;
 /// ICE-TCP events waiting for the loop; connection tasks wait beyond this
 /// (TCP flow control slows the client).
 const TCP_EVENT_QUEUE: usize = 1024;
@@ -98,15 +104,14 @@ async fn run(
     loop {
         let mut out = Out {
             socket: &socket,
-            udp: &mut udp,
             outgoing: &mut outgoing,
             connections: &mut connections,
             sample: &mut sample,
         };
-        send_all(&mut out, &mut core);
+        send_all(&mut out, &mut udp.sender(), &mut core);
         deliver_signals(&mut core, &mut sessions);
         // Disconnecting a slow participant may have produced more output.
-        send_all(&mut out, &mut core);
+        send_all(&mut out, &mut udp.sender(), &mut core);
 
         let now = Instant::now();
         if now >= next_tcp_sweep {
@@ -126,7 +131,15 @@ async fn run(
         tokio::select! {
             ready = socket.readable() => {
                 match ready {
-                    Ok(()) => receive(&socket, &mut udp, &mut core, &mut sessions),
+                    Ok(()) => {
+                        let mut out = Out {
+                            socket: &socket,
+                            outgoing: &mut outgoing,
+                            connections: &mut connections,
+                            sample: &mut sample,
+                        };
+                        receive(&mut out, &mut udp, &mut core, &mut sessions);
+                    }
                     Err(err) => tracing::debug!(%err, "UDP socket not readable"),
                 }
             }
@@ -172,16 +185,21 @@ const LATENCY_SAMPLE_EVERY: u32 = 8;
 
 /// Reads what waits on the UDP socket, batched, into the core: at most
 /// about [`READ_BATCH`] datagrams before the loop looks at its other work.
+/// What the core has to send goes out whenever [`SEND_AT`] datagrams wait.
 fn receive(
-    socket: &UdpSocket,
+    out: &mut Out<'_>,
     udp: &mut BatchUdp,
     core: &mut Core,
     sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
 ) {
     let mut got = 0;
+    let socket = out.socket;
     while got < READ_BATCH {
-        match udp.recv(socket, |source, data| {
-            datagram(core, sessions, source, data)
+        match udp.recv(socket, |source, data, sender| {
+            datagram(core, sessions, source, data);
+            if core.pending_transmits() >= SEND_AT {
+                send_all(out, sender, core);
+            }
         }) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -252,7 +270,6 @@ fn handle_tcp_event(
 /// Where the core's output goes, and the buffers reused for it.
 struct Out<'a> {
     socket: &'a UdpSocket,
-    udp: &'a mut BatchUdp,
     /// One turn's UDP datagrams (kept for its capacity).
     outgoing: &'a mut Vec<Transmit>,
     connections: &'a mut Connections,
@@ -263,7 +280,7 @@ struct Out<'a> {
 /// Sends everything the core has queued: ICE-TCP frames to their
 /// connections, UDP datagrams in one batch (`udp.rs`: one GSO send per
 /// subscriber's run of equal-sized datagrams).
-fn send_all(out: &mut Out<'_>, core: &mut Core) {
+fn send_all(out: &mut Out<'_>, sender: &mut Sender<'_>, core: &mut Core) {
     out.outgoing.clear();
     while let Some(transmit) = core.poll_transmit() {
         if transmit.protocol == TransportProtocol::TCP {
@@ -281,7 +298,7 @@ fn send_all(out: &mut Out<'_>, core: &mut Core) {
     // Never wait for the socket: the Worker would stall for every Peer
     // (and every command) behind one destination the kernel is holding
     // back. A full send buffer drops the datagram, counted.
-    out.udp.send(
+    sender.send(
         out.socket,
         outgoing,
         |t| (t.destination, &t.data[..]),
