@@ -279,7 +279,8 @@ struct Out<'a> {
 
 /// Sends everything the core has queued: ICE-TCP frames to their
 /// connections, UDP datagrams in one batch (`udp.rs`: one GSO send per
-/// subscriber's run of equal-sized datagrams).
+/// subscriber's run of equal-sized datagrams, the lone ones to many
+/// subscribers per `sendmmsg`).
 fn send_all(out: &mut Out<'_>, sender: &mut Sender<'_>, core: &mut Core) {
     out.outgoing.clear();
     while let Some(transmit) = core.poll_transmit() {

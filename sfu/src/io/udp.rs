@@ -342,6 +342,33 @@ mod tests {
         UdpSocket::bind((ip, 0)).await.expect("bind on loopback")
     }
 
+    fn address(socket: &UdpSocket) -> SocketAddr {
+        socket.local_addr().expect("a bound socket has an address")
+    }
+
+    /// The batching state of `server`, ready to send: `try_io` sends only
+    /// once the reactor has seen the socket writable.
+    async fn ready(server: &UdpSocket) -> BatchUdp {
+        let udp = BatchUdp::new(server).expect("batch state");
+        server.writable().await.expect("writable");
+        udp
+    }
+
+    /// Sends `items` from `server`; the fate of each, in the order of `items`.
+    fn send(udp: &mut BatchUdp, server: &UdpSocket, items: &[(SocketAddr, Vec<u8>)]) -> Vec<Sent> {
+        let mut fates = vec![None; items.len()];
+        udp.sender().send(
+            server,
+            items,
+            |(dest, data)| (*dest, &data[..]),
+            |i, sent| fates[i] = Some(sent),
+        );
+        fates
+            .into_iter()
+            .map(|fate| fate.expect("every datagram's fate is reported"))
+            .collect()
+    }
+
     /// Everything that waits on `socket`, as (datagram length, first byte).
     async fn drain(socket: &UdpSocket) -> Vec<(usize, u8)> {
         let mut got = Vec::new();
@@ -357,12 +384,9 @@ mod tests {
     #[tokio::test]
     async fn lone_and_gso_datagrams_reach_each_destination_in_order() {
         let server = bound("127.0.0.1").await;
-        let mut udp = BatchUdp::new(&server).expect("batch state");
-        // `try_io` sends only once the reactor has seen the socket writable.
-        server.writable().await.expect("writable");
-        let a = bound("127.0.0.1").await;
-        let b = bound("127.0.0.1").await;
-        let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut udp = ready(&server).await;
+        let (a, b) = (bound("127.0.0.1").await, bound("127.0.0.1").await);
+        let (to_a, to_b) = (address(&a), address(&b));
         // To a: one lone datagram, then a run of equal sizes (GSO), then a
         // lone one again. To b: lone datagrams of different sizes.
         let items: Vec<(SocketAddr, Vec<u8>)> = vec![
@@ -374,15 +398,7 @@ mod tests {
             (to_a, vec![6; 400]),
             (to_a, vec![7; 900]),
         ];
-        let mut fates = Vec::new();
-        udp.sender().send(
-            &server,
-            &items,
-            |(dest, data)| (*dest, &data[..]),
-            |i, sent| fates.push((i, sent)),
-        );
-        fates.sort_by_key(|(i, _)| *i);
-        assert_eq!(fates, (0..7).map(|i| (i, Sent::Ok)).collect::<Vec<_>>());
+        assert_eq!(send(&mut udp, &server, &items), vec![Sent::Ok; 7]);
         assert_eq!(
             drain(&a).await,
             vec![(300, 1), (500, 3), (500, 4), (400, 6), (900, 7)]
@@ -393,9 +409,7 @@ mod tests {
     #[tokio::test]
     async fn more_lone_datagrams_than_one_sendmmsg_takes_all_arrive() {
         let server = bound("127.0.0.1").await;
-        let mut udp = BatchUdp::new(&server).expect("batch state");
-        // `try_io` sends only once the reactor has seen the socket writable.
-        server.writable().await.expect("writable");
+        let mut udp = ready(&server).await;
         let mut receivers = Vec::new();
         for _ in 0..(SENDMMSG_BATCH + 10) {
             receivers.push(bound("127.0.0.1").await);
@@ -403,16 +417,9 @@ mod tests {
         let items: Vec<(SocketAddr, Vec<u8>)> = receivers
             .iter()
             .enumerate()
-            .map(|(k, r)| (r.local_addr().unwrap(), vec![k as u8; 64]))
+            .map(|(k, r)| (address(r), vec![k as u8; 64]))
             .collect();
-        let mut ok = 0;
-        udp.sender().send(
-            &server,
-            &items,
-            |(dest, data)| (*dest, &data[..]),
-            |_, sent| ok += usize::from(sent == Sent::Ok),
-        );
-        assert_eq!(ok, items.len());
+        assert_eq!(send(&mut udp, &server, &items), vec![Sent::Ok; items.len()]);
         let mut buf = [0u8; 128];
         for (k, r) in receivers.iter().enumerate() {
             let n = tokio::time::timeout(std::time::Duration::from_secs(2), r.recv(&mut buf))
@@ -429,19 +436,10 @@ mod tests {
         let Ok(server) = UdpSocket::bind("[::]:0").await else {
             return;
         };
-        let mut udp = BatchUdp::new(&server).expect("batch state");
-        // `try_io` sends only once the reactor has seen the socket writable.
-        server.writable().await.expect("writable");
+        let mut udp = ready(&server).await;
         let peer = bound("127.0.0.1").await;
-        let items = vec![(peer.local_addr().unwrap(), vec![9u8; 80])];
-        let mut fates = Vec::new();
-        udp.sender().send(
-            &server,
-            &items,
-            |(dest, data)| (*dest, &data[..]),
-            |i, sent| fates.push((i, sent)),
-        );
-        assert_eq!(fates, vec![(0, Sent::Ok)]);
+        let items = vec![(address(&peer), vec![9u8; 80])];
+        assert_eq!(send(&mut udp, &server, &items), vec![Sent::Ok]);
         assert_eq!(drain(&peer).await, vec![(80, 9)]);
     }
 }
