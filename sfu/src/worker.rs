@@ -293,6 +293,7 @@ impl Worker {
         core_config.consent_timeout = config.consent_timeout;
         core_config.inbound_limits = config.inbound_limits;
         core_config.cache_sizes = config.cache_sizes;
+        core_config.fanout_step = Some(crate::io::driver::FANOUT_STEP);
         core_config.ids = IdSpace {
             first: k as u64 + 1,
             step: workers as u64,

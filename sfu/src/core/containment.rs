@@ -74,6 +74,7 @@ impl Core {
         // What the panicking call queued may be half-made: dropped.
         self.transmits.clear();
         self.ingress = None;
+        self.unfinished = None;
         if let Some(peer) = suspect.filter(|p| self.peers.contains_key(p)) {
             tracing::error!(%peer, panic = %what, "panic while handling a participant's input; removing the participant");
             let removed = catch_unwind(AssertUnwindSafe(|| {

@@ -47,6 +47,7 @@ impl Core {
         source: SocketAddr,
         data: BytesMut,
     ) {
+        self.finish_fanout(now);
         self.counters.datagrams_in += 1;
         if self.config.count_rtcp {
             self.rtcp.count_in(&data);
@@ -138,7 +139,7 @@ impl Core {
             // failed authentication, or RTP before DTLS completed.
             self.counters.drop_inbound(InboundDrop::Rejected);
         }
-        self.flush(now);
+        self.flush_received(now);
         self.ingress = None;
     }
 }

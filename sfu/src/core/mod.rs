@@ -18,6 +18,7 @@ pub mod dedup;
 pub mod deliver_rtcp;
 pub mod demux;
 pub mod dtls_guard;
+mod fanout_step;
 pub mod forwarder;
 pub mod histogram;
 pub mod holes;
@@ -106,6 +107,11 @@ pub struct CoreConfig {
     /// `step`-th, so that the cores of several Workers never share one
     /// (and a Peer id tells which Worker holds the Peer).
     pub ids: IdSpace,
+    /// Subscriber Peers encrypted for per step of a fan-out
+    /// (`fanout_step.rs`): a received datagram's handling stops after this
+    /// many, and [`Core::continue_fanout`] does the next ones, so that the
+    /// driver sends between steps. `None`: all at once.
+    pub fanout_step: Option<usize>,
 }
 
 /// Ids `first`, `first + step`, `first + 2 * step`, ...
@@ -139,6 +145,7 @@ impl CoreConfig {
             cache_sizes: track::CacheSizes::default(),
             srtp_profiles: peer_config::DEFAULT_SRTP_PROFILES.to_vec(),
             ids: IdSpace::default(),
+            fanout_step: None,
         }
     }
 
@@ -426,6 +433,9 @@ pub struct Core {
     next_layer_round: Instant,
     /// Arrival time of the datagram being handled, stamped on what it causes.
     ingress: Option<Instant>,
+    /// A fan-out stopped after a step: the arrival time of its datagram
+    /// (`fanout_step.rs`).
+    unfinished: Option<Instant>,
     /// Wall-clock NTP time, for round-trip times from receiver reports.
     wall_clock: reports::WallClock,
     /// RTP packets `rtc` has handed over (wrapping): a media datagram that
@@ -470,6 +480,7 @@ impl Core {
             next_speaker_check: now + audio_level::SPEAKER_INTERVAL,
             next_layer_round: now + simulcast::LAYER_INTERVAL,
             ingress: None,
+            unfinished: None,
             wall_clock: reports::WallClock::new(now),
             rtp_yielded: 0,
             timers: BTreeSet::new(),
@@ -657,18 +668,32 @@ impl Core {
         self.outputs.push_back(Output { peer, signal });
     }
 
-    /// Drains every Peer whose connection has pending output.
+    /// Drains every Peer whose connection has pending output (the rest of
+    /// an unfinished fan-out included).
     fn flush(&mut self, now: Instant) {
+        self.drain_dirty(now, usize::MAX);
+        self.unfinished = None;
+    }
+
+    /// Drains at most `limit` of the Peers whose connections have pending
+    /// output; returns whether none is left.
+    fn drain_dirty(&mut self, now: Instant, limit: usize) -> bool {
         // While a datagram is handled, the Peers drained here are the ones
         // it made the core write to (its own connection was drained first).
         self.fanout_flush = self.ingress.is_some();
-        while let Some(id) = self.dirty.pop() {
+        let mut drained = 0;
+        while drained < limit {
+            let Some(id) = self.dirty.pop() else {
+                break;
+            };
             if let Some(peer) = self.peers.get_mut(&id) {
                 peer.dirty = false;
             }
             let _ = self.drain(now, id, None);
+            drained += 1;
         }
         self.fanout_flush = false;
+        self.dirty.is_empty()
     }
 
     /// Takes everything one Peer's connection has produced: application

@@ -28,6 +28,10 @@ const READ_BATCH: usize = 64;
 /// small room's datagrams still share a send (one GSO send per
 /// destination's run).
 const SEND_AT: usize = 32;
+/// Subscribers encrypted for per step of a fan-out (`CoreConfig::fanout_step`):
+/// the first copies of a packet to hundreds of subscribers leave while
+/// the core encrypts the next ones.
+pub(crate) const FANOUT_STEP: usize = 32;
 /// ICE-TCP events waiting for the loop; connection tasks wait beyond this
 /// (TCP flow control slows the client).
 const TCP_EVENT_QUEUE: usize = 1024;
@@ -197,7 +201,20 @@ fn receive(
     while got < READ_BATCH {
         match udp.recv(socket, |source, data, sender| {
             datagram(core, sessions, source, data);
-            if core.pending_transmits() >= SEND_AT {
+            let mut stepped = false;
+            loop {
+                if core.pending_transmits() >= SEND_AT {
+                    send_all(out, sender, core);
+                }
+                if !core.fanout_unfinished() {
+                    break;
+                }
+                continue_fanout(core, sessions, source);
+                stepped = true;
+            }
+            // The last step of a large fan-out goes now, not with the
+            // next datagram's.
+            if stepped {
                 send_all(out, sender, core);
             }
         }) {
@@ -224,6 +241,20 @@ fn datagram(
     if let Err(contained) = core.contain(now, suspect, |core| {
         core.handle_datagram(now, source, BytesMut::from(data))
     }) {
+        end_sessions(sessions, contained);
+    }
+}
+
+/// The next step of the fan-out `source`'s datagram started, containing a
+/// panic it causes as [`datagram`] does.
+fn continue_fanout(
+    core: &mut Core,
+    sessions: &mut HashMap<PeerId, mpsc::Sender<Signal>>,
+    source: SocketAddr,
+) {
+    let now = Instant::now();
+    let suspect = Suspect::Source(TransportProtocol::UDP, source);
+    if let Err(contained) = core.contain(now, suspect, |core| core.continue_fanout(now)) {
         end_sessions(sessions, contained);
     }
 }

@@ -432,6 +432,9 @@ impl Sim {
                     self.last_client_hello = Some((source, BytesMut::from(&data[..])));
                 }
                 self.core.handle_datagram(self.now, source, data);
+                // A fan-out in steps (`CoreConfig::fanout_step`) goes on
+                // to its end, as the driver takes it.
+                while self.core.continue_fanout(self.now) {}
             }
             if !moved {
                 return;
