@@ -286,7 +286,10 @@ fn handle_tcp_event(
             let now = Instant::now();
             let suspect = Suspect::Source(TransportProtocol::TCP, remote);
             if let Err(contained) = core.contain(now, suspect, |core| {
-                core.handle_tcp_frame(now, remote, data)
+                core.handle_tcp_frame(now, remote, data);
+                // A fan-out from an ICE-TCP publisher goes whole: the loop
+                // sends once this event is handled.
+                while core.continue_fanout(now) {}
             }) {
                 end_sessions(sessions, contained);
             }
