@@ -61,7 +61,7 @@ pub(crate) struct Sender<'a> {
     buffers: &'a mut SendBuffers,
 }
 
-/// What became of one datagram handed to [`BatchUdp::send`].
+/// What became of one datagram handed to [`Sender::send`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sent {
     /// The kernel took it.
