@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::Sim;
-use sfu::core::DropReason;
+use sfu::core::{DropReason, PeerId};
 
 /// A one-packet VP8 frame with a 15-bit picture id (X, S, partition 0; I;
 /// M), a keyframe or a delta frame.
@@ -25,6 +25,17 @@ fn vp8_frame(picture: u16, keyframe: bool) -> Vec<u8> {
     ];
     p.extend_from_slice(&[0x5a; 100]);
     p
+}
+
+/// What client `sub` got of `publisher`'s video from picture 2 on (its
+/// stream starts at that keyframe).
+fn from_picture_2(sim: &Sim, sub: usize, publisher: PeerId) -> Vec<common::Received> {
+    let got = sim.video_from(sub, publisher);
+    let first = got
+        .iter()
+        .position(|r| r.payload.get(3) == Some(&2))
+        .unwrap();
+    got[first..].to_vec()
 }
 
 #[test]
@@ -60,15 +71,8 @@ fn padding_is_dropped_and_lost_probes_leave_no_hole() {
         }
         sim.advance(step);
     }
-    let from_picture_2 = |sim: &Sim| -> Vec<common::Received> {
-        let got = sim.video_from(sub, alice);
-        let first = got
-            .iter()
-            .position(|r| r.payload.get(3) == Some(&2))
-            .unwrap();
-        got[first..].to_vec()
-    };
-    let got = from_picture_2(&sim);
+    let bob_got = |sim: &Sim| from_picture_2(sim, sub, alice);
+    let got = bob_got(&sim);
     let seqs: Vec<u16> = got.iter().map(|r| r.header.sequence_number).collect();
     assert!(
         got.iter().all(|r| !r.payload.is_empty()),
@@ -89,7 +93,7 @@ fn padding_is_dropped_and_lost_probes_leave_no_hole() {
     let ts = 90_000 + 10 * 3000;
     sim.send_raw_video(publisher, 10, ts, true, &vp8_frame(5, false));
     sim.advance(step);
-    let got = from_picture_2(&sim);
+    let got = bob_got(&sim);
     let last = got.last().unwrap();
     assert_eq!(last.header.sequence_number, base.wrapping_add(3));
     assert_eq!(last.payload[3], 5, "picture 5");
@@ -114,18 +118,11 @@ fn a_number_whose_packet_never_comes_is_filled_with_padding() {
     // Seq 3 (picture 3) is lost on Alice's uplink for good: picture 4 does
     // not follow picture 2, so 3 keeps a number for its retransmission.
     send(&mut sim, 4);
-    let from_picture_2 = |sim: &Sim| -> Vec<common::Received> {
-        let got = sim.video_from(sub, alice);
-        let first = got
-            .iter()
-            .position(|r| r.payload.get(3) == Some(&2))
-            .unwrap();
-        got[first..].to_vec()
-    };
-    let base = from_picture_2(&sim)[0].header.sequence_number;
+    let bob_got = |sim: &Sim| from_picture_2(sim, sub, alice);
+    let base = bob_got(&sim)[0].header.sequence_number;
     let hole = base.wrapping_add(1);
     let at_hole = |sim: &Sim| -> Vec<common::Received> {
-        from_picture_2(sim)
+        bob_got(sim)
             .into_iter()
             .filter(|r| r.header.sequence_number == hole)
             .collect()
@@ -147,7 +144,7 @@ fn a_number_whose_packet_never_comes_is_filled_with_padding() {
     assert_eq!(filled.len(), 1, "one packet under the hole");
     assert!(filled[0].payload.is_empty(), "padding-only");
     assert_eq!(fills(&sim), 1);
-    let bob = from_picture_2(&sim);
+    let bob = bob_got(&sim);
     let mut seqs: Vec<u16> = bob.iter().map(|r| r.header.sequence_number).collect();
     // Far from the wrap: sorting keeps the order of sending.
     assert!(seqs.iter().all(|s| s.wrapping_sub(base) < 1000));
@@ -176,12 +173,12 @@ fn a_number_whose_packet_never_comes_is_filled_with_padding() {
         send(&mut sim, seq);
     }
     sim.advance(Duration::from_millis(500));
-    let second_hole = from_picture_2(&sim)
+    let second_hole = bob_got(&sim)
         .into_iter()
         .find(|r| r.payload.get(3) == Some(&((next + 2) as u8)))
         .map(|r| r.header.sequence_number.wrapping_sub(1))
         .unwrap();
-    let refilled: Vec<_> = from_picture_2(&sim)
+    let refilled: Vec<_> = bob_got(&sim)
         .into_iter()
         .filter(|r| r.header.sequence_number == second_hole)
         .collect();
