@@ -18,9 +18,10 @@
 //! for audio), so padding under an audio number would only hide the loss
 //! from its statistics.
 //!
-//! The waiting numbers sit in a ring of [`CAPACITY`], allocated once per
-//! Subscription; when it is full the oldest is forgotten and stays a hole,
-//! as it would have without this ring.
+//! The waiting numbers sit in a ring of [`CAPACITY`], allocated once, at a
+//! Subscription's first hole (most never have one); when it is full the
+//! oldest is forgotten and stays a hole, as it would have without this
+//! ring.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -46,22 +47,18 @@ struct Waiting {
 }
 
 /// The reserved numbers of one Subscription, oldest first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Holes {
     waiting: VecDeque<Waiting>,
-}
-
-impl Default for Holes {
-    fn default() -> Self {
-        Self {
-            waiting: VecDeque::with_capacity(CAPACITY),
-        }
-    }
 }
 
 impl Holes {
     /// Number `out` was reserved at `now` for publisher number `ext`.
     pub fn wait(&mut self, out: u16, ext: i64, now: Instant) {
+        if self.waiting.capacity() == 0 {
+            // The one allocation, at the first hole.
+            self.waiting.reserve_exact(CAPACITY);
+        }
         if self.waiting.len() == CAPACITY {
             // Never grown past its first allocation.
             self.waiting.pop_front();
@@ -129,8 +126,10 @@ mod tests {
     fn a_full_ring_forgets_the_oldest_without_growing() {
         let t0 = Instant::now();
         let mut h = Holes::default();
+        assert_eq!(h.waiting.capacity(), 0, "nothing allocated before a hole");
+        h.wait(0, 0, t0);
         let capacity = h.waiting.capacity();
-        for i in 0..(CAPACITY as u16 + 5) {
+        for i in 1..(CAPACITY as u16 + 5) {
             h.wait(i, i64::from(i), t0);
         }
         assert_eq!(h.waiting.capacity(), capacity);
