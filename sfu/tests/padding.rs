@@ -104,9 +104,10 @@ fn a_number_whose_packet_never_comes_is_filled_with_padding() {
     use sfu::core::holes::FILL_AFTER;
     let (mut sim, publisher, sub) = Sim::pair();
     let alice = sim.peer(publisher);
-    // 50 packets a second: the late copy of seq 3 below stays within the
-    // publisher leg's SRTP replay window (64 packets).
-    let step = Duration::from_millis(20);
+    // 25 packets a second: the padding under the hole, 1.5 s late, stays
+    // within the simulated subscriber's SRTP replay window (`rtc`'s 64
+    // packets; a browser's is 1,024).
+    let step = Duration::from_millis(40);
     let send = |sim: &mut Sim, seq: u16| {
         let ts = 90_000 + u32::from(seq) * 3000;
         sim.send_raw_video(publisher, seq, ts, true, &vp8_frame(seq, seq <= 2));

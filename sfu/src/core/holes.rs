@@ -27,14 +27,18 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How long a reserved number waits for its packet before it is given up:
-/// past the SFU's own repair of the publisher's leg (four NACKs 100 ms
-/// apart, `peer_config::MAX_NACKS_PER_PACKET`), plus a publisher round
-/// trip of up to 200 ms for the last retransmission to arrive.
-pub const FILL_AFTER: Duration = Duration::from_millis(600);
+/// well past the SFU's own repair of the publisher's leg (four NACKs 100 ms
+/// apart, `peer_config::MAX_NACKS_PER_PACKET`, and a publisher round trip
+/// for the last retransmission to arrive), with room for a Worker that is
+/// behind on its input: a flood of datagrams can hold a retransmission in
+/// the socket buffer for hundreds of milliseconds, and padding sent under
+/// a number whose packet then arrives breaks that frame for good.
+pub const FILL_AFTER: Duration = Duration::from_millis(1500);
 
 /// How many reserved numbers wait at once per Subscription. 5% loss on a
 /// publisher sending 300 packets per second (video and padding probes)
-/// reserves about 9 within [`FILL_AFTER`].
+/// reserves at most about 22 within [`FILL_AFTER`], and usually far fewer:
+/// most lost probes need no number at all.
 pub const CAPACITY: usize = 32;
 
 /// One reserved number: the subscriber's `out`, the publisher's extended
