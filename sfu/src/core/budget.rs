@@ -23,11 +23,6 @@
 //! follows only what the network did to what was sent, and climbs while
 //! the downlink keeps up.
 //!
-//! Retransmissions answering the subscriber's NACKs come out of the same
-//! bucket: a subscriber that was over its budget would otherwise, once no
-//! longer behind, NACK back everything that was dropped for it, past the
-//! budget.
-//!
 //! The factor is large because there is no queue to smooth bursts: a
 //! subscriber whose estimate fits its media is never limited. A Peer
 //! without an estimate yet is not limited.

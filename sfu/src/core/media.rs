@@ -351,14 +351,6 @@ impl Core {
                     counters.drop(DropReason::TooLateForRetransmission);
                     continue;
                 }
-                // Repairs come out of the same downlink budget as the
-                // media they repair (`budget.rs`); one it cannot cover is
-                // too late, as while the subscriber is behind.
-                let size = packet.header.marshal_size() + packet.payload.len();
-                if !peer.budget.admit(now, size, sub.kind == MediaKind::Audio) {
-                    counters.drop(DropReason::TooLateForRetransmission);
-                    continue;
-                }
                 let ok = peer
                     .pc
                     .rtp_sender(sub.sender_id)

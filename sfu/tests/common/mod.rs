@@ -238,11 +238,8 @@ impl Sim {
         } else {
             configure_rtcp_reports(configure_nack(registry, &mut media_engine))
         };
-        // A browser's SRTP replay window (libwebrtc's 1,024), not `rtc`'s
-        // 64: a late retransmission or padding reaches the client.
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .with_srtp_replay_protection_window(sfu::core::peer_config::SRTP_REPLAY_WINDOW)
             .build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())

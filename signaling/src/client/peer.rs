@@ -63,10 +63,6 @@ pub async fn peer_connection(
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true)
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
-        // As a browser's and the SFU's own legs: a retransmission behind a
-        // burst of packets is not dropped as a replay (ARCHITECTURE.md,
-        // note 25).
-        .with_srtp_replay_protection_window(sfu::core::peer_config::SRTP_REPLAY_WINDOW)
         .build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
