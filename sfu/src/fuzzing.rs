@@ -280,13 +280,12 @@ fn forward_rtp(packet: rtc::rtp::packet::Packet) {
         let _ = crate::core::audio_level::level_of(&packet.header, id);
     }
     let seq = packet.header.sequence_number;
-    let now = std::time::Instant::now();
     for step in [0u16, 1, 0, 600, 2, 40_000] {
         let _ = window.arrive(seq.wrapping_add(step));
         let mut p = packet.clone();
         p.header.sequence_number = seq.wrapping_add(step);
         cache.insert(&p);
-        if forwarder.forward(&mut p.header, info, now).is_ok() {
+        if forwarder.forward(&mut p.header, info).is_ok() {
             let out_seq = p.header.sequence_number;
             if let Some(original) = forwarder.original_seq(out_seq) {
                 if let Some(cached) = cache.get(original) {
@@ -299,9 +298,5 @@ fn forward_rtp(packet: rtc::rtp::packet::Packet) {
         if step == 600 {
             forwarder.switch_source_after(Duration::from_millis(u64::from(seq)));
         }
-    }
-    let later = now + crate::core::holes::FILL_AFTER;
-    while let Some(fill) = forwarder.take_given_up(later) {
-        let _ = forwarder.refill(fill.sequence_number);
     }
 }

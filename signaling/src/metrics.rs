@@ -461,12 +461,6 @@ fn media_registry(s: &Snapshot) -> Registry {
         "RTP packets retransmitted to subscribers in answer to NACKs",
         s.retransmissions(),
     );
-    counter(
-        &r,
-        "sfu_hole_fills_total",
-        "Padding-only packets sent to subscribers under sequence numbers whose packet was lost upstream and never came",
-        s.counters.hole_fills,
-    );
     if let Some(cpu) = process_cpu_seconds() {
         let c = register(
             &r,

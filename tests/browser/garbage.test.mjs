@@ -57,10 +57,6 @@ function inboundDrops(text) {
     out[reason] = metricValue(text, `sfu_inbound_dropped_packets_total{reason="${reason}"}`);
   }
   out.datagrams_in = metricValue(text, 'sfu_datagrams_in_total');
-  // Not garbage: what the call's own repair did meanwhile, for the record.
-  out.retransmissions = metricValue(text, 'sfu_retransmissions_total');
-  out.hole_fills = metricValue(text, 'sfu_hole_fills_total');
-  out.too_old = metricValue(text, 'sfu_packets_dropped_total{reason="too_old"}');
   return out;
 }
 

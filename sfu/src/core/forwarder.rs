@@ -9,8 +9,6 @@
 //! no sequence number (`renumber.rs` says why and how). The Forwarder never
 //! touches the payload, allocates nothing per packet and takes no lock.
 
-use std::time::Instant;
-
 use rtc::rtp::header::Header;
 
 pub use super::renumber::PacketInfo;
@@ -193,50 +191,13 @@ impl Forwarder {
         true
     }
 
-    /// The header of a padding-only packet to send under the oldest
-    /// subscriber number given up on (its packet was lost upstream and has
-    /// not come in [`FILL_AFTER`](super::holes::FILL_AFTER)), if one is due.
-    pub fn take_given_up(&mut self, now: Instant) -> Option<Header> {
-        let out_seq = self.seqs.give_up(now)?;
-        self.padding_header(out_seq)
-    }
-
-    /// The padding header to send again under `out_seq`, if that number
-    /// was given up (the subscriber NACKs it: the first padding was lost).
-    pub fn refill(&self, out_seq: u16) -> Option<Header> {
-        if !self.seqs.is_given_up(out_seq) {
-            return None;
-        }
-        self.padding_header(out_seq)
-    }
-
-    /// A padding-only packet's header under `out_seq`, at the newest
-    /// timestamp sent (as publishers time their own padding).
-    fn padding_header(&self, out_seq: u16) -> Option<Header> {
-        Some(Header {
-            version: 2,
-            padding: true,
-            payload_type: self.out_payload_type?,
-            sequence_number: out_seq,
-            timestamp: self.last_ts?,
-            ssrc: self.out_ssrc,
-            ..Default::default()
-        })
-    }
-
-    /// Rewrites `header` of a packet that arrived at `now` in place for
-    /// this subscriber, or says why not.
-    pub fn forward(
-        &mut self,
-        header: &mut Header,
-        info: PacketInfo,
-        now: Instant,
-    ) -> Result<(), DropReason> {
+    /// Rewrites `header` in place for this subscriber, or says why not.
+    pub fn forward(&mut self, header: &mut Header, info: PacketInfo) -> Result<(), DropReason> {
         let Some(payload_type) = self.out_payload_type else {
             return Err(DropReason::NotNegotiated);
         };
         let starting = !self.seqs.is_started();
-        let (out_seq, newest) = self.seqs.place(header.sequence_number, info, now)?;
+        let (out_seq, newest) = self.seqs.place(header.sequence_number, info)?;
         let ts_offset = match self.ts_offset {
             Some(offset) if !starting => offset,
             _ => {
@@ -286,7 +247,7 @@ mod tests {
 
     fn out(f: &mut Forwarder, seq: u16, ts: u32) -> Result<(u16, u32), DropReason> {
         let mut h = header(seq, ts);
-        f.forward(&mut h, PacketInfo::default(), Instant::now())?;
+        f.forward(&mut h, PacketInfo::default())?;
         assert_eq!(h.ssrc, 42);
         assert_eq!(h.payload_type, 96);
         Ok((h.sequence_number, h.timestamp))
@@ -381,36 +342,6 @@ mod tests {
             (h.sequence_number, h.timestamp, h.ssrc),
             (1003, 5030 - 5000, 42)
         );
-    }
-
-    #[test]
-    fn a_number_given_up_gets_a_padding_packet() {
-        use super::super::holes::FILL_AFTER;
-        let t0 = Instant::now();
-        let mut f = negotiated(1000, 0);
-        let mut h = header(500, 3000);
-        f.forward(&mut h, PacketInfo::default(), t0).unwrap();
-        // 501 is lost upstream and never comes.
-        let mut h = header(502, 6000);
-        f.forward(&mut h, PacketInfo::default(), t0).unwrap();
-        assert_eq!(h.sequence_number, 1002);
-        assert!(f.take_given_up(t0).is_none(), "it may still come");
-        assert!(f.refill(1001).is_none());
-        let fill = f.take_given_up(t0 + FILL_AFTER).expect("given up");
-        assert!(fill.padding && !fill.marker);
-        assert_eq!(
-            (
-                fill.sequence_number,
-                fill.timestamp,
-                fill.ssrc,
-                fill.payload_type
-            ),
-            (1001, 3000, 42, 96)
-        );
-        assert!(f.take_given_up(t0 + FILL_AFTER).is_none(), "once");
-        // The subscriber NACKs it (the padding was lost): padding again.
-        assert_eq!(f.refill(1001).map(|h| h.sequence_number), Some(1001));
-        assert!(f.refill(1002).is_none(), "1002 was sent");
     }
 
     #[test]

@@ -4,16 +4,12 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet as RtpPacket;
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::shared::marshal::MarshalSize;
 
 use super::audio_level::level_of;
@@ -22,7 +18,7 @@ use super::forwarder::{DropReason, PacketInfo};
 use super::ids::{MediaKind, PeerId, TrackId};
 use super::quality::Transport;
 use super::rtcp_check;
-use super::stats::{Counters, InboundDrop};
+use super::stats::InboundDrop;
 use super::Core;
 
 /// A video layer silent this long and then back gets a keyframe request.
@@ -168,7 +164,7 @@ impl Core {
                 continue;
             }
             let mut out = packet.clone();
-            if let Err(reason) = sub.forwarder.forward(&mut out.header, info, now) {
+            if let Err(reason) = sub.forwarder.forward(&mut out.header, info) {
                 counters.drop(reason);
                 continue;
             }
@@ -192,12 +188,6 @@ impl Core {
                 continue;
             }
             sub.last_forward_at = Some(now);
-            // Video numbers reserved for packets lost upstream that never
-            // came get padding now (`holes.rs`), a few bytes each.
-            let video = track.kind == MediaKind::Video;
-            while let Some(header) = video.then(|| sub.forwarder.take_given_up(now)).flatten() {
-                send_fill(&mut peer.pc, sub.sender_id, now, header, counters);
-            }
             counters.rtp_out.add(track.kind, size);
             peer.bytes_out += size as u64;
             if !peer.first_forwarded {
@@ -334,13 +324,7 @@ impl Core {
                     .zip(sub.forwarder.original_seq(out_seq))
                     .and_then(|(layer, seq)| layer.cache.get(seq));
                 let Some(cached) = cached else {
-                    // A number given up on (`holes.rs`) whose padding was
-                    // lost: padding again. Any other: nothing to send.
-                    let Some(header) = sub.forwarder.refill(out_seq) else {
-                        counters.drop(DropReason::TooLateForRetransmission);
-                        continue;
-                    };
-                    sent |= send_fill(&mut peer.pc, sub.sender_id, now, header, counters);
+                    counters.drop(DropReason::TooLateForRetransmission);
                     continue;
                 };
                 let mut packet = cached.clone();
@@ -426,28 +410,4 @@ impl Core {
             Err(err) => tracing::debug!(peer = %publisher, %err, "PLI not sent"),
         }
     }
-}
-
-/// Sends a padding-only packet under a subscriber number given up on
-/// (`holes.rs`) through sender `sender_id`, and counts it.
-fn send_fill(
-    pc: &mut RTCPeerConnection,
-    sender_id: RTCRtpSenderId,
-    now: Instant,
-    header: Header,
-    counters: &mut Counters,
-) -> bool {
-    let fill = RtpPacket {
-        header,
-        payload: Bytes::new(),
-    };
-    let sent = pc
-        .rtp_sender(sender_id)
-        .is_some_and(|mut sender| sender.write_rtp(now, fill).is_ok());
-    if sent {
-        counters.hole_fills += 1;
-    } else {
-        counters.drop(DropReason::SendFailed);
-    }
-    sent
 }

@@ -21,7 +21,6 @@ pub mod dtls_guard;
 mod fanout_step;
 pub mod forwarder;
 pub mod histogram;
-pub mod holes;
 pub mod ids;
 mod ingress;
 pub mod keyframe;

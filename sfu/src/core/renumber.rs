@@ -21,19 +21,13 @@
 //!   closes with no numbers at all, and so does one longer than
 //!   [`HOLE_WINDOW`];
 //! - a late packet (a retransmission from the publisher, or one reordered)
-//!   goes into the number reserved for it, or is dropped if none was;
-//! - a reserved number whose packet has not come after
-//!   [`FILL_AFTER`](super::holes::FILL_AFTER) is given up and filled with
-//!   padding (`holes.rs` says why).
+//!   goes into the number reserved for it, or is dropped if none was.
 //!
 //! Two rings map publisher numbers to subscriber numbers and back, for the
 //! late packets and for answering the subscriber's NACKs. They are
 //! allocated once per Subscription; placing a packet allocates nothing.
 
-use std::time::Instant;
-
 use super::forwarder::DropReason;
-use super::holes::Holes;
 use super::picture::FrameInfo;
 
 /// How many recent numbers each direction of the map remembers (a power of
@@ -59,13 +53,10 @@ pub struct PacketInfo {
 }
 
 /// A ring entry: `key` is the number it maps from plus one (0 is empty).
-/// `given_up`: the subscriber number's packet never came and padding was
-/// sent under it instead.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     key: u32,
     value: u16,
-    given_up: bool,
 }
 
 /// The number mapping of one Subscription (see the module docs).
@@ -93,8 +84,6 @@ pub struct Renumbering {
     out_of_in: Box<[Slot; MAP_WINDOW]>,
     /// Subscriber number → publisher number.
     in_of_out: Box<[Slot; MAP_WINDOW]>,
-    /// Numbers reserved for packets lost upstream, waiting for them.
-    holes: Holes,
 }
 
 impl Renumbering {
@@ -112,7 +101,6 @@ impl Renumbering {
             last_frame: None,
             out_of_in: Box::new([Slot::default(); MAP_WINDOW]),
             in_of_out: Box::new([Slot::default(); MAP_WINDOW]),
-            holes: Holes::default(),
         }
     }
 
@@ -127,18 +115,11 @@ impl Renumbering {
         self.started = false;
         self.out_of_in.fill(Slot::default());
         self.in_of_out.fill(Slot::default());
-        self.holes.clear();
     }
 
-    /// Places a packet of publisher number `seq`, arrived at `now`: its
-    /// subscriber number, or why it is not sent. Also returns whether it is
-    /// the newest placed.
-    pub fn place(
-        &mut self,
-        seq: u16,
-        info: PacketInfo,
-        now: Instant,
-    ) -> Result<(u16, bool), DropReason> {
+    /// Places a packet of publisher number `seq`: its subscriber number, or
+    /// why it is not sent. Also returns whether it is the newest placed.
+    pub fn place(&mut self, seq: u16, info: PacketInfo) -> Result<(u16, bool), DropReason> {
         if !self.started {
             if info.padding_only {
                 return Err(DropReason::Padding);
@@ -169,10 +150,7 @@ impl Renumbering {
         if ext <= self.placed_ext {
             // Late: into the number reserved for it, if any.
             return match self.lookup_out(ext) {
-                Some(out) => {
-                    self.holes.filled(ext);
-                    Ok((out, false))
-                }
+                Some(out) => Ok((out, false)),
                 None if info.padding_only => Err(DropReason::Padding),
                 None => Err(DropReason::TooOld),
             };
@@ -189,9 +167,7 @@ impl Renumbering {
             for range in self.video_in_hole(after, info) {
                 for i in range {
                     if !self.is_padding(i) {
-                        let lost = self.placed_ext + 1 + i;
-                        let out = self.reserve(lost);
-                        self.holes.wait(out, lost, now);
+                        self.reserve(self.placed_ext + 1 + i);
                     }
                 }
             }
@@ -204,30 +180,6 @@ impl Renumbering {
     pub fn original(&self, out: u16) -> Option<u16> {
         let slot = self.in_of_out[usize::from(out) % MAP_WINDOW];
         (slot.key == u32::from(out) + 1).then_some(slot.value)
-    }
-
-    /// The oldest reserved number whose packet has not come in
-    /// [`FILL_AFTER`](super::holes::FILL_AFTER), now given up: padding
-    /// goes under it, and the packet, should it still arrive, is dropped.
-    pub fn give_up(&mut self, now: Instant) -> Option<u16> {
-        let (out, ext) = self.holes.take_due(now)?;
-        let to_out = &mut self.out_of_in[(ext as usize) % MAP_WINDOW];
-        if to_out.key == (ext as u32).wrapping_add(1) {
-            *to_out = Slot::default();
-        }
-        let to_in = &mut self.in_of_out[usize::from(out) % MAP_WINDOW];
-        if to_in.key != u32::from(out) + 1 {
-            // Out of the window already: nobody will ask for it.
-            return None;
-        }
-        to_in.given_up = true;
-        Some(out)
-    }
-
-    /// Whether subscriber number `out` was given up (padding went under it).
-    pub fn is_given_up(&self, out: u16) -> bool {
-        let slot = self.in_of_out[usize::from(out) % MAP_WINDOW];
-        slot.key == u32::from(out) + 1 && slot.given_up
     }
 
     /// Which positions of the hole of `len` numbers before `info`'s packet
@@ -289,15 +241,10 @@ impl Renumbering {
         self.next_out = out.wrapping_add(1);
         // Extended numbers of one source stay far below 2^32 packets.
         let key = (ext as u32).wrapping_add(1);
-        self.out_of_in[(ext as usize) % MAP_WINDOW] = Slot {
-            key,
-            value: out,
-            given_up: false,
-        };
+        self.out_of_in[(ext as usize) % MAP_WINDOW] = Slot { key, value: out };
         self.in_of_out[usize::from(out) % MAP_WINDOW] = Slot {
             key: u32::from(out) + 1,
             value: ext as u16,
-            given_up: false,
         };
         out
     }
@@ -359,7 +306,7 @@ mod tests {
     }
 
     fn out(r: &mut Renumbering, seq: u16, info: PacketInfo) -> Result<u16, DropReason> {
-        r.place(seq, info, Instant::now()).map(|(out, _)| out)
+        r.place(seq, info).map(|(out, _)| out)
     }
 
     #[test]
@@ -382,7 +329,7 @@ mod tests {
         assert_eq!(out(&mut r, 13, media()), Ok(2));
         assert_eq!(r.original(1), Some(12), "the NACK for 1 asks for 12");
         // The publisher's retransmission fills the hole.
-        assert_eq!(r.place(12, media(), Instant::now()), Ok((1, false)));
+        assert_eq!(r.place(12, media()), Ok((1, false)));
     }
 
     #[test]
@@ -439,40 +386,6 @@ mod tests {
         let mut r = Renumbering::new(0);
         out(&mut r, 10, middle(7, false)).unwrap();
         assert_eq!(out(&mut r, 13, middle(7, true)), Ok(3));
-    }
-
-    #[test]
-    fn a_number_whose_packet_never_comes_is_given_up() {
-        use super::super::holes::FILL_AFTER;
-        let t0 = Instant::now();
-        let mut r = Renumbering::new(0);
-        r.place(10, frame(7), t0).unwrap();
-        // 11 (picture 8) and 12 lost upstream: picture 9 does not follow
-        // 7, so both get numbers; 11's retransmission comes, 12's never.
-        assert_eq!(r.place(13, frame(9), t0), Ok((3, true)));
-        assert_eq!(r.place(11, frame(8), t0 + FILL_AFTER / 2), Ok((1, false)));
-        assert_eq!(r.give_up(t0 + FILL_AFTER / 2), None, "not yet");
-        assert!(!r.is_given_up(2));
-        assert_eq!(r.give_up(t0 + FILL_AFTER), Some(2), "12's number");
-        assert_eq!(r.give_up(t0 + FILL_AFTER), None, "11 came");
-        assert!(r.is_given_up(2) && !r.is_given_up(1) && !r.is_given_up(3));
-        assert_eq!(r.original(2), Some(12), "a NACK still maps back");
-        // Padding went under 2: a copy of 12 arriving now is not sent.
-        assert_eq!(
-            r.place(12, frame(8), t0 + FILL_AFTER),
-            Err(DropReason::TooOld)
-        );
-    }
-
-    #[test]
-    fn a_restart_forgets_the_waiting_numbers() {
-        use super::super::holes::FILL_AFTER;
-        let t0 = Instant::now();
-        let mut r = Renumbering::new(0);
-        r.place(10, media(), t0).unwrap();
-        r.place(12, media(), t0).unwrap();
-        r.restart();
-        assert_eq!(r.give_up(t0 + FILL_AFTER), None);
     }
 
     #[test]

@@ -72,9 +72,6 @@ pub struct Counters {
     pub datagrams_rejected: u64,
     /// Packets resent to subscribers from a Track's cache, answering NACKs.
     pub retransmissions: u64,
-    /// Padding-only packets sent under subscriber numbers whose packet was
-    /// lost upstream and never came (`holes.rs`).
-    pub hole_fills: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests_sent: u64,
     /// Keyframe requests suppressed by the per-Track throttle.
@@ -279,7 +276,6 @@ impl Snapshot {
         a.datagrams_rejected += b.datagrams_rejected;
         a.keyframe_requests_sent += b.keyframe_requests_sent;
         a.retransmissions += b.retransmissions;
-        a.hole_fills += b.hole_fills;
         a.keyframe_requests_throttled += b.keyframe_requests_throttled;
         a.keyframe_requests_received += b.keyframe_requests_received;
         a.joins += b.joins;
